@@ -3,16 +3,21 @@
 Token + position embeddings, a stack of pre-LayerNorm transformer blocks (causal self-attention,
 then a 4x GELU MLP, each wrapped in a residual connection), a final LayerNorm, and a language-model
 head that shares its weight matrix with the token embedding.
+
+For sampling, a ``KVCache`` keeps every layer's keys and values so that each new token costs one
+position's worth of work instead of a pass over the whole context (see ``GPT.next_token_logits``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from slm_course import sample
 from slm_course.config import GPTConfig
 
 
@@ -26,6 +31,50 @@ class LayerNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
+
+
+class LayerKVCache:
+    """One layer's keys and values for the positions processed so far, in preallocated buffers.
+
+    A token's key and value depend only on the tokens up to it, so once computed they never change
+    (as long as no token's position changes): each sampling step appends one position instead of
+    recomputing all of them.
+    """
+
+    def __init__(self, shape: tuple[int, int, int, int], device: torch.device, dtype: torch.dtype) -> None:
+        self.keys = torch.zeros(shape, device=device, dtype=dtype)  # (B, n_head, block_size, head_dim)
+        self.values = torch.zeros_like(self.keys)
+        self.length = 0  # positions filled
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store k, v (B, n_head, T, head_dim) as the next T positions; return all keys and values."""
+        end = self.length + k.size(2)
+        self.keys[:, :, self.length : end] = k
+        self.values[:, :, self.length : end] = v
+        self.length = end
+        return self.keys[:, :, :end], self.values[:, :, :end]
+
+
+class KVCache:
+    """Keys and values of every layer for one batch of sequences, up to ``block_size`` positions.
+
+    Make one with ``GPT.new_kv_cache(batch_size)`` and pass it to ``GPT.next_token_logits``.
+    """
+
+    def __init__(self, config: GPTConfig, batch_size: int, device: torch.device, dtype: torch.dtype) -> None:
+        shape = (batch_size, config.n_head, config.block_size, config.head_dim)
+        self.batch_size = batch_size
+        self.layers = [LayerKVCache(shape, device, dtype) for _ in range(config.n_layer)]
+
+    @property
+    def length(self) -> int:
+        """How many positions (the same in every layer) are cached."""
+        return self.layers[0].length
+
+    def reset(self) -> None:
+        """Forget every position (the buffers are reused)."""
+        for layer in self.layers:
+            layer.length = 0
 
 
 class CausalSelfAttention(nn.Module):
@@ -53,13 +102,16 @@ class CausalSelfAttention(nn.Module):
         return tuple(t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
 
     def forward(
-        self, x: torch.Tensor, return_weights: bool = False
+        self, x: torch.Tensor, return_weights: bool = False, kv_cache: LayerKVCache | None = None
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Attend over x (B, T, C). With ``return_weights`` take the explicit path and also return
-        the attention weights (B, n_head, T, T), each row a probability distribution."""
+        the attention weights (B, n_head, T, T), each row a probability distribution. With a
+        ``kv_cache``, x holds only the positions after the cached ones, which attend to all of them."""
         B, T, C = x.shape
         q, k, v = self.split_heads(x)
-        if return_weights:
+        if kv_cache is not None:
+            y = self.cached_attention(q, k, v, kv_cache)
+        elif return_weights:
             y, weights = self.explicit_attention(q, k, v)
         else:
             y = F.scaled_dot_product_attention(
@@ -68,6 +120,20 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # put the heads side by side again
         y = self.resid_dropout(self.c_proj(y))
         return (y, weights) if return_weights else y
+
+    def cached_attention(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kv_cache: LayerKVCache
+    ) -> torch.Tensor:
+        """Attention of T new queries over the cached keys and values plus their own."""
+        start = kv_cache.length
+        k, v = kv_cache.append(k, v)
+        T = q.size(-2)
+        # A single new token may see every position, so it needs no mask. Several new tokens (the
+        # prompt) need the causal mask shifted right by the number of cached positions.
+        mask = None if T == 1 else torch.ones(T, start + T, dtype=torch.bool, device=q.device).tril(start)
+        return F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
+        )
 
     def explicit_attention(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
@@ -111,13 +177,13 @@ class Block(nn.Module):
         self.mlp = MLP(config)
 
     def forward(
-        self, x: torch.Tensor, return_weights: bool = False
+        self, x: torch.Tensor, return_weights: bool = False, kv_cache: LayerKVCache | None = None
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         if return_weights:
             attn_out, weights = self.attn(self.ln_1(x), return_weights=True)
             x = x + attn_out
             return x + self.mlp(self.ln_2(x)), weights
-        x = x + self.attn(self.ln_1(x))
+        x = x + self.attn(self.ln_1(x), kv_cache=kv_cache)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -230,19 +296,81 @@ class GPT(nn.Module):
             maps.append(weights)
         return torch.stack(maps)
 
-    @torch.no_grad()
+    def new_kv_cache(self, batch_size: int) -> KVCache:
+        """An empty KV cache for ``batch_size`` sequences, on the model's device and in its dtype."""
+        weight = self.lm_head.weight
+        return KVCache(self.config, batch_size, weight.device, weight.dtype)
+
+    def next_token_logits(self, idx: torch.Tensor, kv_cache: KVCache | None = None) -> torch.Tensor:
+        """Logits (B, vocab_size) for the token that follows idx (B, T), the whole sequence so far.
+
+        Only the last position goes through the lm_head, the largest matmul of a small model,
+        since sampling needs no other. Without a cache, the model reads the last ``block_size``
+        tokens from scratch. With one, it reads only the tokens of idx the cache hasn't seen (so
+        idx must extend the sequence the cache was filled with) and appends them to the cache.
+
+        Past ``block_size`` tokens the context window slides, and with learned absolute positions
+        every token in it moves to a new position: all cached keys and values go stale at once.
+        Reusing them anyway would be an approximation; we stay exact instead, so from then on each
+        call recomputes the whole window like the no-cache path (the cache is emptied, unused),
+        and the cache saves nothing past the window.
+        """
+        window = idx[..., -self.config.block_size :]  # the most the model can see
+        self._check_input(window)
+        T = idx.size(1)
+        if T == 0:
+            raise ValueError("idx has no tokens; start from at least one, e.g. <|endoftext|>")
+        if kv_cache is None or T > self.config.block_size:
+            if kv_cache is not None:
+                kv_cache.reset()
+            x = self.embed(window)
+            for block in self.transformer.h:
+                x = block(x)
+        else:
+            start = kv_cache.length
+            if kv_cache.batch_size != idx.size(0) or start >= T:
+                raise ValueError(
+                    f"the KV cache holds {start} positions of {kv_cache.batch_size} sequences, but idx "
+                    f"is {tuple(idx.shape)}: pass the sequences the cache was filled with, plus new tokens"
+                )
+            x = self.embed(idx[:, start:], start_pos=start)
+            for block, layer_cache in zip(self.transformer.h, kv_cache.layers):
+                x = block(x, kv_cache=layer_cache)
+        return self.lm_head(self.transformer.ln_f(x[:, -1, :]))
+
     def generate(
-        self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        stop_token: int | None = None,
+        generator: torch.Generator | None = None,
+        use_cache: bool = True,
     ) -> torch.Tensor:
-        """Append ``max_new_tokens`` sampled tokens to idx (B, T), feeding the model at most its
-        last ``block_size`` tokens each step. Returns (B, T + max_new_tokens)."""
-        for _ in range(max_new_tokens):
-            context = idx[:, -self.config.block_size :]
-            logits, _ = self(context)
-            logits = logits[:, -1, :] / temperature
-            if top_k is not None:
-                kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, [-1]]
-                logits = logits.masked_fill(logits < kth, float("-inf"))
-            next_id = torch.multinomial(F.softmax(logits, dim=-1), num_samples=1)
-            idx = torch.cat((idx, next_id), dim=1)
-        return idx
+        """Append up to ``max_new_tokens`` sampled tokens to idx (B, T): returns (B, T + steps).
+
+        Temperature 0 is greedy; ``top_k`` / ``top_p`` restrict the candidates; a sequence that
+        samples ``stop_token`` is padded with it; a ``generator`` makes the draw repeatable; the KV
+        cache (``use_cache``) gives the same tokens, faster. Details: ``slm_course.sample.stream``.
+        """
+        return sample.generate(
+            self, idx, max_new_tokens, temperature, top_k, top_p, stop_token, generator, use_cache
+        )
+
+    def stream(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        stop_token: int | None = None,
+        generator: torch.Generator | None = None,
+        use_cache: bool = True,
+    ) -> Iterator[torch.Tensor]:
+        """Yield the next token of every sequence (B,) as it is sampled; see ``sample.stream``."""
+        return sample.stream(
+            self, idx, max_new_tokens, temperature, top_k, top_p, stop_token, generator, use_cache
+        )

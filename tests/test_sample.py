@@ -1,0 +1,340 @@
+"""Sampling: the KV cache is exact, the filters do what they say, stop tokens, streaming, text, CLI."""
+
+import types
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from slm_course import sample
+from slm_course.config import GPTConfig
+from slm_course.model import GPT
+from slm_course.sample import (
+    decode_stream,
+    generate_text,
+    logits_to_probs,
+    next_token_distribution,
+    stream_text,
+    top_k_filter,
+    top_p_filter,
+)
+from slm_course.tokenizer import gpt2_encoding
+
+CONFIGS = {
+    "tiny": GPTConfig.tiny(),
+    "4-heads-dropout": GPTConfig(vocab_size=97, block_size=16, n_layer=2, n_head=4, n_embd=32, dropout=0.1),
+    "1-head-no-bias": GPTConfig(vocab_size=50, block_size=8, n_layer=3, n_head=1, n_embd=16, dropout=0.0, bias=False),
+}
+
+
+def make(cfg: GPTConfig, seed: int = 0) -> GPT:
+    torch.manual_seed(seed)
+    return GPT(cfg)
+
+
+def prompts(cfg: GPTConfig, batch: int = 3, length: int = 5, seed: int = 1) -> torch.Tensor:
+    return torch.randint(0, cfg.vocab_size, (batch, length), generator=torch.Generator().manual_seed(seed))
+
+
+# --- the KV cache ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_greedy_with_cache_equals_without_including_past_the_window(name):
+    cfg = CONFIGS[name]
+    model = make(cfg).train()  # left in train mode on purpose: generation must switch dropout off
+    idx = prompts(cfg)
+    steps = 2 * cfg.block_size + 3  # fills the window, then slides it
+    cached = model.generate(idx, steps, temperature=0, use_cache=True)
+    recomputed = model.generate(idx, steps, temperature=0, use_cache=False)
+    assert cached.shape == (3, 5 + steps)
+    assert torch.equal(cached, recomputed)
+    assert model.training, "generate should restore the model's mode"
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_per_step_logits_with_cache_match_full_recompute(name):
+    cfg = CONFIGS[name]
+    model = make(cfg).eval()
+    idx = prompts(cfg, batch=2, length=3)
+    kv_cache = model.new_kv_cache(batch_size=2)
+    for _ in range(cfg.block_size + 4):
+        with torch.no_grad():
+            cached = model.next_token_logits(idx, kv_cache)
+            full, _ = model(idx[:, -cfg.block_size :])
+        torch.testing.assert_close(cached, full[:, -1], rtol=1e-5, atol=1e-5)
+        idx = torch.cat((idx, cached.argmax(-1, keepdim=True)), dim=1)
+
+
+def test_cache_feeds_one_token_per_step_until_the_window_is_full():
+    cfg = CONFIGS["4-heads-dropout"]
+    model = make(cfg).eval()
+    fed = []
+    model.transformer.wte.register_forward_hook(lambda module, inputs, out: fed.append(inputs[0].size(1)))
+    single_steps = cfg.block_size - 4  # after the prompt, steps whose input still fits the window
+    model.generate(prompts(cfg, length=4), 1 + single_steps + 2, temperature=0)
+    assert fed == [4] + [1] * single_steps + [cfg.block_size] * 2
+    fed.clear()
+    model.generate(prompts(cfg, length=4), 3, temperature=0, use_cache=False)
+    assert fed == [4, 5, 6]
+
+
+def test_prompt_fed_to_the_cache_in_pieces_gives_the_same_logits():
+    """Several new tokens after cached ones need the shifted causal mask."""
+    cfg = CONFIGS["tiny"]
+    model = make(cfg).eval()
+    idx = prompts(cfg, batch=2, length=11)
+    kv_cache = model.new_kv_cache(batch_size=2)
+    with torch.no_grad():
+        model.next_token_logits(idx[:, :4], kv_cache)
+        pieces = model.next_token_logits(idx, kv_cache)
+        full, _ = model(idx)
+    assert kv_cache.length == 11
+    torch.testing.assert_close(pieces, full[:, -1], rtol=1e-5, atol=1e-5)
+
+
+def test_cache_misuse_gets_a_clear_error():
+    cfg = CONFIGS["tiny"]
+    model = make(cfg).eval()
+    kv_cache = model.new_kv_cache(batch_size=1)
+    with torch.no_grad():
+        model.next_token_logits(prompts(cfg, batch=1), kv_cache)
+        with pytest.raises(ValueError, match="KV cache holds 5 positions of 1 sequences"):
+            model.next_token_logits(prompts(cfg, batch=2, length=6), kv_cache)
+        with pytest.raises(ValueError, match="KV cache holds 5 positions"):
+            model.next_token_logits(prompts(cfg, batch=1, length=5), kv_cache)
+
+
+# --- temperature, top-k, top-p ---------------------------------------------------------------------
+
+
+def test_top_k_filter_keeps_exactly_the_k_largest():
+    logits = torch.tensor([[0.1, 3.0, -1.0, 2.0, 2.5], [5.0, 4.0, 3.0, 2.0, 1.0]])
+    kept = top_k_filter(logits, 2)
+    assert torch.equal(torch.isfinite(kept), torch.tensor([[0, 1, 0, 0, 1], [1, 1, 0, 0, 0]], dtype=torch.bool))
+    assert torch.equal(kept[torch.isfinite(kept)], logits[torch.isfinite(kept)])
+    assert torch.equal(top_k_filter(logits, 99), logits)
+
+
+@pytest.mark.parametrize("p", [0.05, 0.3, 0.5, 0.9, 0.99])
+def test_top_p_keeps_the_smallest_set_reaching_p_and_renormalises(p):
+    torch.manual_seed(0)
+    probs = F.softmax(3 * torch.randn(8, 100), dim=-1)
+    filtered = top_p_filter(probs, p)
+    torch.testing.assert_close(filtered.sum(-1), torch.ones(8))
+    for row, out in zip(probs, filtered):
+        kept = out > 0
+        assert row[kept].min() >= row[~kept].max(), "the kept tokens are the most likely ones"
+        mass = row[kept].sum()
+        assert mass >= p - 1e-6, "the kept set reaches p"
+        assert mass - row[kept].min() < p, "dropping any kept token falls short of p: the set is minimal"
+        torch.testing.assert_close(out[kept], row[kept] / mass)
+
+
+def test_top_p_worked_example():
+    probs = torch.tensor([[0.1, 0.5, 0.3, 0.1]])
+    torch.testing.assert_close(top_p_filter(probs, 0.8), torch.tensor([[0.0, 0.625, 0.375, 0.0]]))
+    torch.testing.assert_close(top_p_filter(probs, 0.4), torch.tensor([[0.0, 1.0, 0.0, 0.0]]))
+    assert torch.equal(top_p_filter(probs, 1.0), probs)
+
+
+def test_temperature_sharpens_and_flattens_and_zero_is_greedy():
+    logits = torch.tensor([[1.0, 2.0, 0.5]])
+    cold, warm = logits_to_probs(logits, 0.5), logits_to_probs(logits, 2.0)
+    torch.testing.assert_close(cold, F.softmax(logits * 2, dim=-1))
+    assert cold.max() > F.softmax(logits, dim=-1).max() > warm.max()
+    assert torch.equal(logits_to_probs(logits, 0.0), torch.tensor([[0.0, 1.0, 0.0]]))
+
+
+def test_top_k_1_equals_greedy():
+    cfg = CONFIGS["tiny"]
+    model = make(cfg)
+    idx = prompts(cfg)
+    sampled = model.generate(idx, 20, temperature=1.3, top_k=1, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(sampled, model.generate(idx, 20, temperature=0))
+
+
+def test_top_p_1_and_no_top_k_equal_plain_temperature_sampling():
+    cfg = CONFIGS["4-heads-dropout"]
+    model = make(cfg).eval()
+    idx = prompts(cfg)
+    out = model.generate(idx, 20, temperature=0.7, top_p=1.0, generator=torch.Generator().manual_seed(5))
+    reference, generator = idx, torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for _ in range(20):
+            logits, _ = model(reference[:, -cfg.block_size :])
+            probs = F.softmax(logits[:, -1] / 0.7, dim=-1)
+            reference = torch.cat((reference, torch.multinomial(probs, 1, generator=generator)), dim=1)
+    assert torch.equal(out, reference)
+
+
+def test_same_generator_seed_reproduces_a_sample_and_another_seed_does_not():
+    cfg = CONFIGS["tiny"]
+    model = make(cfg)
+    idx = prompts(cfg)
+
+    def draw(seed):
+        return model.generate(idx, 30, top_k=50, top_p=0.9, generator=torch.Generator().manual_seed(seed))
+
+    assert torch.equal(draw(1), draw(1))
+    assert not torch.equal(draw(1), draw(2))
+
+
+def test_next_token_distribution_is_the_samplers_distribution():
+    cfg = CONFIGS["tiny"]
+    model = make(cfg).eval()
+    idx = prompts(cfg, batch=2, length=cfg.block_size + 6)  # longer than the window: only its end counts
+    with torch.no_grad():
+        logits = model(idx[:, -cfg.block_size :])[0][:, -1]
+    probs = next_token_distribution(model, idx, temperature=0.8, top_k=10, top_p=0.9)
+    torch.testing.assert_close(probs, logits_to_probs(logits, 0.8, 10, 0.9))
+    assert probs.shape == (2, cfg.vocab_size) and ((probs > 0).sum(-1) <= 10).all()
+    assert torch.equal(next_token_distribution(model, idx, temperature=0).argmax(-1), logits.argmax(-1))
+
+
+# --- bad input ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(temperature=-0.1), "temperature"),
+        (dict(top_k=0), "top_k"),
+        (dict(top_k=2.5), "top_k"),
+        (dict(top_p=0.0), "top_p"),
+        (dict(top_p=1.5), "top_p"),
+        (dict(max_new_tokens=-1), "max_new_tokens"),
+        (dict(stop_token=256), "stop_token 256"),
+    ],
+)
+def test_bad_sampling_arguments_are_named(kwargs, message):
+    model = make(CONFIGS["tiny"])
+    args = dict(max_new_tokens=3) | kwargs
+    with pytest.raises(ValueError, match=message):
+        model.generate(prompts(CONFIGS["tiny"]), **args)
+    with pytest.raises(ValueError, match=message):
+        model.stream(prompts(CONFIGS["tiny"]), **args)  # checked at the call, before iterating
+
+
+@pytest.mark.parametrize("bad_id", [256, -3])
+def test_prompt_ids_outside_the_vocabulary_are_named(bad_id):
+    cfg = CONFIGS["tiny"]
+    idx = torch.tensor([[1, 2, 3], [4, bad_id, 5]])
+    with pytest.raises(ValueError, match=rf"token id {bad_id} is outside the vocabulary \[0, 256\)"):
+        make(cfg).generate(idx, 3)
+    with pytest.raises(ValueError, match=rf"token id {bad_id}"):
+        next_token_distribution(make(cfg), idx)
+
+
+def test_prompt_must_be_a_batch_of_integer_ids():
+    model = make(CONFIGS["tiny"])
+    for bad in (torch.tensor([1, 2, 3]), torch.zeros(1, 3), [[1, 2, 3]]):
+        with pytest.raises(ValueError, match=r"\(batch, time\) tensor of integer token ids"):
+            model.generate(bad, 2)
+
+
+def test_empty_prompt_starts_from_the_stop_token():
+    cfg = CONFIGS["tiny"]
+    model = make(cfg)
+    empty = torch.zeros(2, 0, dtype=torch.long)
+    out = model.generate(empty, 4, temperature=0, stop_token=255)
+    assert out.shape[0] == 2 and torch.equal(out[:, 0], torch.tensor([255, 255]))
+    assert torch.equal(out, model.generate(torch.full((2, 1), 255), 4, temperature=0, stop_token=255))
+    with pytest.raises(ValueError, match="prompt is empty"):
+        model.generate(empty, 4)
+
+
+# --- stop tokens, streaming and text: a scripted model makes the expected output exact --------------
+
+
+class ScriptedLM(torch.nn.Module):
+    """Stands in for a GPT: after a sequence of length t it predicts ``script[row, t]`` for sure.
+    It records what it was fed, to check what the sampler gives the model."""
+
+    def __init__(self, script: list[list[int]], vocab_size: int) -> None:
+        super().__init__()
+        self.config = types.SimpleNamespace(vocab_size=vocab_size, block_size=1024)
+        self.script = torch.tensor(script)
+        self.seen: list[torch.Tensor] = []
+        self.lm_head = torch.nn.Linear(1, 1)  # where the sampler looks for the model's device
+
+    def new_kv_cache(self, batch_size: int) -> None:
+        return None
+
+    def next_token_logits(self, idx: torch.Tensor, kv_cache: None = None) -> torch.Tensor:
+        self.seen.append(idx.clone())
+        return F.one_hot(self.script[:, idx.size(1)], self.config.vocab_size).float() * 30
+
+
+STOP = 9
+
+
+def test_finished_sequences_are_padded_with_the_stop_token_and_generation_ends_when_all_stop():
+    script = [[0, 0, 1, STOP, 2, 3, 4, 5], [0, 0, 1, 2, 3, STOP, 6, 7]]
+    model = ScriptedLM(script, vocab_size=10)
+    out = sample.generate(model, torch.zeros(2, 2, dtype=torch.long), 6, temperature=0, stop_token=STOP)
+    assert out.tolist() == [[0, 0, 1, STOP, STOP, STOP], [0, 0, 1, 2, 3, STOP]]
+    no_stop = sample.generate(model, torch.zeros(2, 2, dtype=torch.long), 6, temperature=0)
+    assert no_stop.tolist() == [row[:8] for row in script]
+
+
+def test_stream_yields_each_step_as_generate_would():
+    cfg = CONFIGS["tiny"]
+    model = make(cfg)
+    idx = prompts(cfg)
+    steps = list(model.stream(idx, 7, top_k=20, generator=torch.Generator().manual_seed(4)))
+    assert len(steps) == 7 and all(step.shape == (3,) for step in steps)
+    full = model.generate(idx, 7, top_k=20, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(torch.stack(steps, dim=1), full[:, 5:])
+
+
+TEXT = "Tom saw a café 🙂 and said “日本”!"
+
+
+def test_decode_stream_never_splits_a_character():
+    encoding = gpt2_encoding()
+    tokens = encoding.encode(TEXT)
+    broken = [t for t in tokens if not _is_utf8(encoding.decode_single_token_bytes(t))]
+    assert broken, "the example should contain characters spread over several tokens"
+    pieces = list(decode_stream(encoding, tokens))
+    assert "".join(pieces) == TEXT
+    assert not any("\ufffd" in piece for piece in pieces)
+    assert list(decode_stream(encoding, tokens[:-3] + broken[:1]))[-1].endswith("\ufffd"), (
+        "a character cut short at the very end is flushed as a replacement character, not lost"
+    )
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def test_text_helpers_stream_the_continuation_and_stop_at_endoftext():
+    encoding = gpt2_encoding()
+    prompt, story = "Once upon a time", TEXT
+    prompt_ids, story_ids = encoding.encode(prompt), encoding.encode(story)
+    script = prompt_ids + story_ids + [encoding.eot_token, *encoding.encode(" never shown")]
+    model = ScriptedLM([script], vocab_size=encoding.n_vocab)
+    pieces = list(stream_text(model, encoding, prompt, max_new_tokens=100, temperature=0))
+    assert "".join(pieces) == story and len(pieces) > 1
+    assert generate_text(model, encoding, prompt, max_new_tokens=100, temperature=0) == prompt + story
+    assert generate_text(model, encoding, prompt, max_new_tokens=2, temperature=0) == prompt + encoding.decode(
+        story_ids[:2]
+    )
+
+
+def test_empty_text_prompt_starts_a_fresh_story():
+    encoding = gpt2_encoding()
+    story_ids = encoding.encode(" Lily")
+    model = ScriptedLM([[0, *story_ids, encoding.eot_token]], vocab_size=encoding.n_vocab)
+    assert generate_text(model, encoding, "", max_new_tokens=10, temperature=0) == " Lily"
+    assert model.seen[0].tolist() == [[encoding.eot_token]]
+
+
+def test_a_tokenizer_larger_than_the_models_vocabulary_is_named():
+    model = make(CONFIGS["tiny"])  # 256 tokens: most GPT-2 ids don't exist for it
+    with pytest.raises(ValueError, match=r"'gpt2' has 50257 tokens but the model only GPTConfig.vocab_size=256"):
+        generate_text(model, gpt2_encoding(), "Once upon a time")
