@@ -12,8 +12,9 @@ used. The same seed always gives the same stories, and ``generate_stories(n, see
 
 from __future__ import annotations
 
+import itertools
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 GIRLS = ("Lily", "Mia", "Anna", "Sue", "Lucy", "Emma", "Zoe", "Kate", "Amy", "Ella", "Rose", "Jane",
@@ -664,23 +665,27 @@ PLOTS: dict[str, Callable[[Scene], list[str]]] = {
                  doctor_visit, cat_in_tree, dropped_ice_cream, quiet_drum, snowman, first_day,
                  borrowed_toy)
 }
-_PLOT_LIST = tuple(PLOTS.values())
+_PLOT_NAMES = tuple(PLOTS)
 
 
 def write_story(rng: random.Random, plot: str | None = None) -> str:
     """One story (paragraphs separated by a newline) drawn from ``rng``; ``plot`` picks the shape."""
     if plot is None:
-        shape = rng.choice(_PLOT_LIST)
-    elif plot in PLOTS:
-        shape = PLOTS[plot]
-    else:
+        plot = rng.choice(_PLOT_NAMES)
+    elif plot not in PLOTS:
         raise ValueError(f"unknown plot {plot!r}; choose one of {sorted(PLOTS)}")
-    return "\n".join(shape(Scene(rng)))
+    return "\n".join(PLOTS[plot](Scene(rng)))
+
+
+def iter_stories(seed: int = 0) -> Iterator[str]:
+    """An endless stream of stories; its first ``n`` are ``generate_stories(n, seed)``."""
+    rng = random.Random(seed)
+    while True:
+        yield write_story(rng)
 
 
 def generate_stories(n: int, seed: int = 0) -> list[str]:
     """``n`` synthetic TinyStories-style stories, the same ones for the same ``seed``."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be a non-negative number of stories, got {n!r}")
-    rng = random.Random(seed)
-    return [write_story(rng) for _ in range(n)]
+    return list(itertools.islice(iter_stories(seed), n))

@@ -1,0 +1,78 @@
+"""The embedded corpus: deterministic, varied, and shaped like TinyStories."""
+
+from __future__ import annotations
+
+import collections
+import random
+import re
+
+import pytest
+
+from slm_course import synthetic
+
+NAMES = set(synthetic.GIRLS) | set(synthetic.BOYS) | set(synthetic.PET_NAMES)
+
+
+@pytest.fixture(scope="module")
+def stories() -> list[str]:
+    return synthetic.generate_stories(3000, seed=7)
+
+
+def test_same_seed_same_stories_and_longer_runs_extend_shorter_ones():
+    assert synthetic.generate_stories(200, seed=3) == synthetic.generate_stories(200, seed=3)
+    assert synthetic.generate_stories(300, seed=3)[:200] == synthetic.generate_stories(200, seed=3)
+    other = synthetic.generate_stories(200, seed=4)
+    assert len(set(other) & set(synthetic.generate_stories(200, seed=3))) < 10
+
+
+def test_vocabulary_has_at_least_300_words(stories):
+    words = {w for story in stories for w in re.findall(r"[a-z]+", story.lower())}
+    assert len(words) >= 300
+
+
+def test_at_least_20_plot_shapes_and_generation_uses_every_one(monkeypatch):
+    assert len(synthetic.PLOTS) >= 20
+    used = collections.Counter()
+    for name, plot in list(synthetic.PLOTS.items()):
+        monkeypatch.setitem(synthetic.PLOTS, name, lambda s, name=name, plot=plot: used.update([name]) or plot(s))
+    synthetic.generate_stories(2000, seed=1)
+    assert set(used) == set(synthetic.PLOTS)
+    assert max(used.values()) < 2000 * 3 / len(synthetic.PLOTS)  # no shape dominates
+
+
+def test_plot_shapes_are_distinct_stories():
+    """Each shape tells a different story: few of its sentences appear in any other shape."""
+    sentences = {}
+    for name in synthetic.PLOTS:
+        rng = random.Random(0)
+        text = " ".join(synthetic.write_story(rng, name) for _ in range(20))
+        sentences[name] = set(re.split(r"(?<=[.!?])\s+", re.sub(r"\b[A-Z][a-z]+\b", "X", text)))
+    for name, own in sentences.items():
+        others = set().union(*(s for n, s in sentences.items() if n != name))
+        assert len(own - others) >= 5, f"plot {name!r} has almost no sentences of its own"
+
+
+def test_every_story_has_dialogue_a_named_hero_and_a_beginning_middle_and_end(stories):
+    for story in stories:
+        paragraphs = story.split("\n")
+        assert len(paragraphs) >= 4, story
+        assert story.count('"') >= 2 and story.count('"') % 2 == 0, story
+        hero = next(name for name in re.findall(r"\b[A-Z][a-z]+\b", story) if name in NAMES)
+        assert story.count(hero) >= 3, story
+
+
+def test_text_is_clean_simple_english(stories):
+    for story in stories:
+        assert not re.search(r"[{}]|  | \.|\.\.", story), story  # no template leftovers or stray spaces
+        assert not re.search(r"[.!?] [a-z]", story), story  # sentences start with a capital
+        assert not re.search(r"\ba [aeiou]|\ban [^aeiou]", story), story  # a/an agree
+        assert story[-1] in '.!"', story
+    sentences = [s for story in stories for s in re.split(r"(?<=[.!?])\s+", story)]
+    assert sum(len(s.split()) for s in sentences) / len(sentences) < 12  # short, simple sentences
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="non-negative"):
+        synthetic.generate_stories(-1)
+    with pytest.raises(ValueError, match="unknown plot 'heist'"):
+        synthetic.write_story(random.Random(0), "heist")
