@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from slm_course import synthetic
 from slm_course.runtime import cache_dir
-from slm_course.tokenizer import ENDOFTEXT
+from slm_course.tokenizer import ENDOFTEXT, encoding_fingerprint
 
 HUB_DATASET = "roneneldan/TinyStories"
 SPLITS = ("train", "validation")
@@ -138,8 +138,8 @@ def _from_path(path: Path, split: str, max_stories: int | None, origin: str) -> 
         raise FileNotFoundError(f"{origin} points at {path}, which does not exist; expected {_EXPECTED_SOURCE}")
     if path.is_dir():
         texts = sorted(path.glob("*.txt"), key=lambda p: (len(p.name), p.name))
-        pair = {split: next((p for p in texts if key in p.name.lower()), None)
-                for split, key in zip(SPLITS, ("train", "valid"))}
+        pair = {name: next((p for p in texts if key in p.name.lower()), None)
+                for name, key in zip(SPLITS, ("train", "valid"))}
         if any(pair.values()):
             return _from_files(pair, split, max_stories)
         return _from_datasets_dir(path, split, max_stories)
@@ -190,9 +190,8 @@ def _read_txt(path: Path) -> Iterator[str]:
             rest = ""
             while block := file.read(_TXT_BLOCK_CHARS):
                 *stories, rest = (rest + block).split(ENDOFTEXT)
-                yield from filter(None, (story.strip() for story in stories))
-            if rest.strip():
-                yield rest.strip()
+                yield from _clean(stories)
+            yield from _clean([rest])
     except UnicodeDecodeError as error:
         raise ValueError(f"{path} is not UTF-8 text ({error}); TinyStories .txt files are UTF-8") from None
 
@@ -208,8 +207,7 @@ def _read_jsonl(path: Path) -> Iterator[str]:
             except (json.JSONDecodeError, KeyError, TypeError):
                 raise ValueError(f"{path}, line {number}: expected a JSON object with a 'text' field, "
                                  f"got {line[:80]!r}") from None
-            if isinstance(text, str) and text.strip():
-                yield text.strip()
+            yield from _clean([text])
 
 
 def _read_parquet(path: Path) -> Iterator[str]:
@@ -219,7 +217,12 @@ def _read_parquet(path: Path) -> Iterator[str]:
     if "text" not in parquet.schema_arrow.names:
         raise ValueError(f"{path} has no 'text' column (it has {parquet.schema_arrow.names})")
     for batch in parquet.iter_batches(columns=["text"], batch_size=65_536):
-        yield from (text.strip() for text in batch.column(0).to_pylist() if text and text.strip())
+        yield from _clean(batch.column(0).to_pylist())
+
+
+def _clean(texts: Iterable[str | None]) -> Iterator[str]:
+    """Stories without surrounding whitespace, dropping empty ones, the same for every source."""
+    return (text.strip() for text in texts if isinstance(text, str) and text.strip())
 
 
 _READERS = {".txt": _read_txt, ".jsonl": _read_jsonl, ".parquet": _read_parquet}
@@ -243,7 +246,7 @@ def _stories_from_dataset(dataset, max_stories: int | None, source: str) -> Stor
         raise ValueError(f"{source} has no 'text' column (it has {dataset.column_names})")
     if max_stories is not None and max_stories < len(dataset):
         dataset = dataset.select(range(max_stories))
-    return Stories((text.strip() for text in dataset["text"] if text and text.strip()), source)
+    return Stories(_clean(dataset["text"]), source)
 
 
 # --------------------------------------------------------------------------- the Hugging Face hub
@@ -259,11 +262,11 @@ def _from_hub(split: str, max_stories: int | None) -> Stories:
         with _hub_offline(not online):
             if online and max_stories is not None:  # stream just the stories we need
                 rows = datasets.load_dataset(HUB_DATASET, split=split, streaming=True).take(max_stories)
-                return Stories((row["text"].strip() for row in rows if row["text"].strip()), source)
+                return Stories(_clean(row["text"] for row in rows), source)
             return _stories_from_dataset(datasets.load_dataset(HUB_DATASET, split=split), max_stories, source)
     except Exception as error:  # noqa: BLE001 - any failure to get the real data falls back, loudly
-        _warn_fallback(f"{type(error).__name__}: {error}" if online else "the hub is unreachable and "
-                       "the dataset is not in the local cache")
+        _warn_fallback(f"{type(error).__name__}: {error}" if online else "offline: the hub is "
+                       "unreachable or HF_HUB_OFFLINE is set, and the dataset is not in the local cache")
         return _synthetic_stories(split, max_stories)
 
 
@@ -355,7 +358,7 @@ def prepare(
     wanted = {
         "format": FORMAT_VERSION,
         "encoding": encoding.name,
-        "encoding_fingerprint": _encoding_fingerprint(encoding),
+        "encoding_fingerprint": encoding_fingerprint(encoding),
         "eot_token": encoding.eot_token,
         "dtype": dtype.name,
         "n_stories": len(stories),
@@ -422,20 +425,6 @@ def _encode_chunk(stories: list[str], encoding: tiktoken.Encoding) -> np.ndarray
     eot = np.array([encoding.eot_token], dtype=np.uint32)
     return np.concatenate([part for story in stories
                            for part in (encoding.encode_to_numpy(story, disallowed_special=()), eot)])
-
-
-def _encoding_fingerprint(encoding: tiktoken.Encoding) -> str:
-    """sha256 of what decides the token ids: the BPE ranks, the special tokens and the split regex."""
-    from slm_course import tokenizer
-
-    shared = getattr(tokenizer, "encoding_fingerprint", None)  # the tokenizer module's, once it has one
-    if shared is not None:
-        return shared(encoding)
-    digest = hashlib.sha256(encoding._pat_str.encode())
-    for token, rank in sorted(encoding._mergeable_ranks.items(), key=lambda item: item[1]):
-        digest.update(rank.to_bytes(4, "little") + len(token).to_bytes(2, "little") + token)
-    digest.update(json.dumps(sorted(encoding._special_tokens.items())).encode())
-    return digest.hexdigest()
 
 
 def _stories_sha256(stories: Sequence[str]) -> str:
@@ -575,7 +564,7 @@ def prepare_tinystories(
         print(f"{split}: {len(these):,} stories from {these.source}")
     if out_dir is None:
         tag = _source_tag(stories["train"].source) + (f"-n{max_stories}" if max_stories else "")
-        out_dir = cache_dir() / "data" / f"{encoding.name}-{_encoding_fingerprint(encoding)[:8]}-{tag}"
+        out_dir = cache_dir() / "data" / f"{encoding.name}-{encoding_fingerprint(encoding)[:8]}-{tag}"
     return {split: prepare(these, encoding, out_dir, split) for split, these in stories.items()}
 
 

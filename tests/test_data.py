@@ -15,7 +15,7 @@ import torch
 
 from slm_course import data
 from slm_course.runtime import shared_data_dir
-from slm_course.tokenizer import ENDOFTEXT, gpt2_encoding
+from slm_course.tokenizer import ENDOFTEXT, encoding_fingerprint, gpt2_encoding
 
 SHARED = shared_data_dir()
 needs_shared = pytest.mark.skipif(SHARED is None, reason="real TinyStories text not found at ../shared/data/")
@@ -407,7 +407,7 @@ def test_get_batch_on_cuda():
 
 def test_prepare_tinystories_caches_by_encoding_and_source(enc, capsys, tmp_path):
     paths = data.prepare_tinystories(enc, source="synthetic", max_stories=120)
-    fingerprint = data._encoding_fingerprint(enc)[:8]
+    fingerprint = encoding_fingerprint(enc)[:8]
     assert set(paths) == {"train", "validation"}
     assert paths["train"].parent == tmp_path / "slm_cache" / "data" / f"gpt2-{fingerprint}-synthetic-n120"
     assert "train: 120 stories from embedded synthetic corpus" in capsys.readouterr().out
