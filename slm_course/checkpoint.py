@@ -1,0 +1,210 @@
+"""Checkpoints that a crash cannot corrupt and that cannot run code when loaded.
+
+A run directory holds ``config.json`` (what was trained, on what), ``model.safetensors`` (the
+weights), ``state.pt`` (optimizer, scheduler, scaler, RNG states, step) and ``metrics.jsonl``.
+
+Two rules make checkpoints safe:
+
+* **Every write is atomic.** Each file is written to a temporary name, flushed to disk (fsync) and
+  renamed over the old one; a rename either happens or it doesn't, so a reader sees the old file
+  or the new one, never half of one.
+* **Weights and state are committed as a pair.** Both are first written in full as ``*.next``
+  files; only then is the weights file renamed into place, then the state file. A kill between
+  those two renames leaves a complete ``state.pt.next`` and no ``model.safetensors.next``, which
+  :func:`recover` recognises and rolls forward. Any other leftover ``*.next`` file is an unfinished
+  save, which :func:`recover` deletes, keeping the last good pair.
+
+Loading never unpickles arbitrary objects: weights come from safetensors, and ``state.pt`` is read
+with ``torch.load(weights_only=True)``, which only accepts tensors, numbers, strings and containers.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+STATE = "state.pt"
+METRICS = "metrics.jsonl"
+PENDING = ".next"  # suffix of a file written in full but not yet committed
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that ``path`` always holds either the old or the new bytes."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename durable: on POSIX the directory entry itself must be flushed."""
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json(path: Path, values: dict[str, Any]) -> None:
+    atomic_write(path, (json.dumps(values, indent=2) + "\n").encode())
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain model inside DistributedDataParallel (``.module``) and torch.compile (``._orig_mod``)."""
+    while True:
+        if isinstance(model, nn.parallel.DistributedDataParallel):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def weights_bytes(model: nn.Module, step: int) -> bytes:
+    """The model's weights as safetensors bytes, each tied tensor stored once.
+
+    safetensors refuses two names for one storage, and the GPT's token embedding *is* its
+    lm_head weight, so only the first name of each shared tensor is kept.
+    """
+    tensors, seen = {}, set()
+    for name, tensor in unwrap(model).state_dict().items():
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
+        if key in seen:
+            continue
+        seen.add(key)
+        tensors[name] = tensor.detach().to("cpu").contiguous()
+    return save_safetensors(tensors, metadata={"step": str(step)})
+
+
+def save(run_dir: Path, model: nn.Module, state: dict[str, Any]) -> None:
+    """Commit the weights and the training state (which must hold ``step``) as one checkpoint."""
+    run_dir = Path(run_dir)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    # Order matters for recover(): weights.next complete before state.next exists.
+    atomic_write(run_dir / (WEIGHTS + PENDING), weights_bytes(model, state["step"]))
+    atomic_write(run_dir / (STATE + PENDING), buffer.getvalue())
+    os.replace(run_dir / (WEIGHTS + PENDING), run_dir / WEIGHTS)
+    os.replace(run_dir / (STATE + PENDING), run_dir / STATE)
+    _fsync_dir(run_dir)
+
+
+def recover(run_dir: Path) -> None:
+    """Finish or discard a save that was killed half-way (see the module docstring)."""
+    run_dir = Path(run_dir)
+    weights_next, state_next = run_dir / (WEIGHTS + PENDING), run_dir / (STATE + PENDING)
+    if state_next.exists() and not weights_next.exists():
+        os.replace(state_next, run_dir / STATE)  # killed between the two renames: roll forward
+    else:
+        weights_next.unlink(missing_ok=True)  # killed while writing: the old pair is intact
+        state_next.unlink(missing_ok=True)
+    for tmp in run_dir.glob(".*.tmp-*"):
+        tmp.unlink(missing_ok=True)
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    run_dir = Path(run_dir)
+    return (run_dir / WEIGHTS).exists() and (run_dir / STATE).exists()
+
+
+def load_state(run_dir: Path) -> dict[str, Any]:
+    """The training state of the run's checkpoint, read without unpickling arbitrary objects."""
+    path = Path(run_dir) / STATE
+    if not path.exists():
+        raise FileNotFoundError(f"no training state at {path}: the run has not saved a checkpoint yet")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_weights(run_dir: Path, model: nn.Module, step: int | None = None) -> int | None:
+    """Load ``model.safetensors`` into ``model`` and return the step it was saved at.
+
+    With ``step``, first check that the weights belong to that step (the state file's).
+    """
+    path = Path(run_dir) / WEIGHTS
+    if not path.exists():
+        raise FileNotFoundError(f"no weights at {path}: the run has not saved a checkpoint yet")
+    data = path.read_bytes()
+    tensors = load_safetensors(data)
+    saved_step = _safetensors_metadata(data).get("step")
+    if step is not None and saved_step is not None and int(saved_step) != step:
+        raise ValueError(
+            f"{path} holds the weights of step {saved_step} but {Path(run_dir) / STATE} is at step {step}; "
+            f"the checkpoint was written by something other than slm_course.checkpoint.save"
+        )
+    target = unwrap(model)
+    expected = target.state_dict()
+    tied = _tied_names(target)
+    missing = [name for name in expected if name not in tensors and name not in tied]
+    unexpected = [name for name in tensors if name not in expected]
+    wrong_shape = [f"{name} {tuple(tensors[name].shape)} in the file, {tuple(expected[name].shape)} in the model"
+                   for name in tensors if name in expected and tensors[name].shape != expected[name].shape]
+    if missing or unexpected or wrong_shape:
+        problems = [f"missing {missing}"] * bool(missing) + [f"unexpected {unexpected}"] * bool(unexpected)
+        problems += [f"shapes differ: {'; '.join(wrong_shape[:3])}{' ...' if len(wrong_shape) > 3 else ''}"] * bool(wrong_shape)
+        raise ValueError(
+            f"{path} does not fit the model ({', '.join(problems)}); was it saved from a different model config?"
+        )
+    target.load_state_dict(tensors, strict=False)
+    return None if saved_step is None else int(saved_step)
+
+
+def _tied_names(model: nn.Module) -> set[str]:
+    """Names of parameters that share storage with an earlier name (stored once in safetensors)."""
+    names, seen = set(), set()
+    for name, tensor in model.state_dict().items():
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
+        if key in seen:
+            names.add(name)
+        seen.add(key)
+    return names
+
+
+def _safetensors_metadata(data: bytes) -> dict[str, str]:
+    header_len = int.from_bytes(data[:8], "little")
+    return json.loads(data[8 : 8 + header_len]).get("__metadata__", {})
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """Every record of ``metrics.jsonl`` (a torn last line, from a kill mid-append, is skipped)."""
+    path = Path(run_dir) / METRICS
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def truncate_metrics(run_dir: Path, step: int) -> None:
+    """Drop records logged after ``step`` (by a run killed after its last checkpoint) before resuming."""
+    path = Path(run_dir) / METRICS
+    if path.exists():
+        kept = [r for r in read_metrics(run_dir) if r.get("step", 0) <= step]
+        atomic_write(path, "".join(json.dumps(r) + "\n" for r in kept).encode())
+
+
+def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
+    with open(Path(run_dir) / METRICS, "a") as f:
+        f.write(json.dumps(record) + "\n")
