@@ -343,7 +343,9 @@ def prepare(
     vocabulary needs more than 16 bits. If the sidecar shows the same stories were already
     tokenized with the same encoding, the file is reused; otherwise it is rebuilt, with a message.
     """
-    if not isinstance(stories, Sequence) or isinstance(stories, str):
+    if isinstance(stories, str):
+        raise TypeError("stories must be a sequence of story strings, not one string; wrap it in a list")
+    if not isinstance(stories, Sequence):
         stories = list(stories)
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", split):
         raise ValueError(f"split {split!r} names the output file; use letters, digits, '_', '-' or '.'")
@@ -371,7 +373,7 @@ def prepare(
         print(f"rebuilding {bin_path}: {reason}")
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp_bin = bin_path.with_name(f".{bin_path.name}.{os.getpid()}.tmp")
+    tmp_bin = _temporary_name(bin_path)
     try:
         with open(tmp_bin, "wb") as file:
             n_tokens = _encode_to_file(stories, encoding, dtype, file, desc=f"tokenizing {split}")
@@ -389,6 +391,9 @@ def _encode_to_file(stories: Sequence[str], encoding: tiktoken.Encoding, dtype: 
     the ids to ``file``. A chunk is its stories joined by ``<|endoftext|>``: tiktoken encodes the
     text between special tokens separately, so this gives exactly each story's own tokens plus the
     end-of-text id, without a Python int per token."""
+    def encode(chunk: list[str]) -> tuple[np.ndarray, int]:
+        return _encode_chunk(chunk, encoding), sum(map(len, chunk))
+
     total_chars = sum(map(len, stories))
     threads = min(8, os.cpu_count() or 1)
     n_tokens = 0
@@ -396,8 +401,8 @@ def _encode_to_file(stories: Sequence[str], encoding: tiktoken.Encoding, dtype: 
         total=total_chars, unit="char", unit_scale=True, desc=desc, disable=total_chars < _PROGRESS_MIN_CHARS
     ) as progress:
         chunks = _chunks(stories)
-        while wave := list(itertools.islice(chunks, threads)):
-            for ids, n_chars in pool.map(lambda chunk: (_encode_chunk(chunk, encoding), sum(map(len, chunk))), wave):
+        while wave := list(itertools.islice(chunks, threads)):  # a few chunks at a time bounds memory
+            for ids, n_chars in pool.map(encode, wave):
                 ids.astype(dtype, copy=False).tofile(file)
                 n_tokens += len(ids)
                 progress.update(n_chars)
@@ -429,7 +434,9 @@ def _encode_chunk(stories: list[str], encoding: tiktoken.Encoding) -> np.ndarray
 
 def _stories_sha256(stories: Sequence[str]) -> str:
     digest = hashlib.sha256()
-    for story in stories:
+    for index, story in enumerate(stories):
+        if not isinstance(story, str):
+            raise TypeError(f"stories[{index}] is a {type(story).__name__}, not a str; prepare() takes story texts")
         data = story.encode("utf-8")
         digest.update(len(data).to_bytes(8, "little") + data)
     return digest.hexdigest()
@@ -463,9 +470,14 @@ def _why_rebuild(bin_path: Path, meta_path: Path, wanted: dict) -> str | None:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = _temporary_name(path)
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def _temporary_name(path: Path) -> Path:
+    """A hidden name beside ``path``, unique to this process and thread, to write then rename."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
 
 
 def load_tokens(path: str | os.PathLike) -> np.memmap:

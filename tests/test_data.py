@@ -322,6 +322,10 @@ def test_a_failed_prepare_leaves_no_partial_files(tmp_path, enc, monkeypatch):
 def test_prepare_rejects_bad_input(tmp_path, enc):
     with pytest.raises(ValueError, match="no stories"):
         data.prepare([], enc, tmp_path, "train")
+    with pytest.raises(TypeError, match="not one string"):
+        data.prepare("Once upon a time.", enc, tmp_path, "train")
+    with pytest.raises(TypeError, match=r"stories\[1\] is a bytes"):
+        data.prepare(["ok", b"bytes"], enc, tmp_path, "train")
     with pytest.raises(ValueError, match="names the output file"):
         data.prepare(["x"], enc, tmp_path, "../train")
     plain = tiktoken.Encoding(name="no-eot", pat_str=r"\S+|\s+", mergeable_ranks={bytes([i]): i for i in range(256)},
