@@ -161,12 +161,21 @@ def iter_merges(word_counts: Mapping[Sequence[int], int], first_id: int = 256) -
         new_id += 1
 
 
+def check_special_tokens(special_tokens: Iterable[str]) -> list[str]:
+    """``special_tokens`` as a list, after checking it is a collection of distinct non-empty strings."""
+    if isinstance(special_tokens, str):
+        raise TypeError(f"special_tokens must be a list of strings, e.g. [{special_tokens!r}], not a string")
+    tokens = list(special_tokens)
+    if not all(isinstance(token, str) and token for token in tokens) or len(set(tokens)) != len(tokens):
+        raise ValueError(f"special_tokens must be distinct non-empty strings, got {tokens!r}")
+    return tokens
+
+
 def count_merges_wanted(vocab_size: int, special_tokens: Sequence[str]) -> int:
     """How many merges a vocabulary of ``vocab_size`` needs: all but the 256 bytes and the specials."""
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
         raise TypeError(f"vocab_size must be an int, got {vocab_size!r}")
-    if len(set(special_tokens)) != len(special_tokens) or not all(special_tokens):
-        raise ValueError(f"special_tokens must be distinct non-empty strings, got {list(special_tokens)!r}")
+    special_tokens = check_special_tokens(special_tokens)
     smallest = 256 + len(special_tokens)
     if vocab_size < smallest:
         raise ValueError(
@@ -188,7 +197,11 @@ def collect_merges(merges: Iterator[tuple[Pair, int]], n_merges: int, first_id: 
 
 
 def train_merges(
-    texts: str | Iterable[str], vocab_size: int, pattern: str, special_tokens: Sequence[str], naive: bool = False
+    texts: str | Iterable[str],
+    vocab_size: int,
+    pattern: str,
+    special_tokens: Sequence[str],
+    naive: bool = False,
 ) -> dict[Pair, int]:
     """Learn the merges ``{(id_a, id_b): new_id}`` (in order) of a ``vocab_size`` byte-level BPE.
 

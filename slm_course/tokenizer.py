@@ -8,7 +8,7 @@ string can be encoded (the 256 bytes are always in the vocabulary) and decoded b
 * ``BPETokenizer`` is that tokenizer in plain Python, readable top to bottom. ``train`` learns it
   (the algorithms live in ``slm_course.bpe_train``), ``encode``/``decode`` use it, ``save``/``load``
   keep it in a small text file, and ``to_tiktoken`` hands it to tiktoken's Rust encoder, which gives
-  the same ids about a hundred times faster.
+  the same ids several times faster.
 * ``gpt2_encoding`` is GPT-2's exact tokenizer, built without the network.
 * ``load_encoding`` turns the spec stored in a run directory (``"gpt2"`` or a tokenizer file) back
   into an encoding; ``encoding_fingerprint`` identifies an encoding's content for data caches;
@@ -103,9 +103,7 @@ class BPETokenizer:
         pattern: str = GPT2_PATTERN,
         special_tokens: Sequence[str] = (ENDOFTEXT,),
     ) -> None:
-        special_tokens = list(special_tokens)
-        if len(set(special_tokens)) != len(special_tokens) or not all(special_tokens):
-            raise ValueError(f"special_tokens must be distinct non-empty strings, got {special_tokens!r}")
+        special_tokens = bpe_train.check_special_tokens(special_tokens)
         self.merges: dict[Pair, int] = dict(merges)
         self.pattern = pattern
         self.vocab: dict[int, bytes] = {i: bytes([i]) for i in range(256)}
@@ -115,7 +113,8 @@ class BPETokenizer:
                 _add_merge(self.vocab, self._ranks, pair, new_id)
             except ValueError as err:
                 raise ValueError(f"merge number {k}: {err}") from None
-        self.special_tokens: dict[str, int] = {token: len(self.vocab) + k for k, token in enumerate(special_tokens)}
+        first_special = len(self.vocab)
+        self.special_tokens = {token: first_special + k for k, token in enumerate(special_tokens)}
         for token, token_id in self.special_tokens.items():
             self.vocab[token_id] = token.encode("utf-8")
         self._split_pattern = bpe_train.compile_pattern(pattern)
@@ -135,7 +134,7 @@ class BPETokenizer:
         Ties between equally frequent pairs go to the smallest pair of ids (see
         ``slm_course.bpe_train``). ``naive=True`` uses the slow reference trainer: same merges.
         """
-        special_tokens = list(special_tokens)
+        special_tokens = bpe_train.check_special_tokens(special_tokens)
         merges = bpe_train.train_merges(texts, vocab_size, pattern, special_tokens, naive=naive)
         return cls(merges, pattern, special_tokens)
 
@@ -145,7 +144,7 @@ class BPETokenizer:
 
     @functools.cached_property
     def name(self) -> str:
-        """``slm-bpe-<vocab size>-<hash>``: it names the content, so two different tokenizers never share one."""
+        """``slm-bpe-<vocab size>-<hash>``: it names the content, so different tokenizers never share one."""
         return f"slm-bpe-{self.vocab_size}-{self.fingerprint()[:10]}"
 
     def fingerprint(self) -> str:
@@ -221,9 +220,8 @@ class BPETokenizer:
         for token_id in ids:
             token_bytes = self.vocab.get(token_id)
             if token_bytes is None:
-                raise ValueError(
-                    f"token id {token_id!r} is not in this tokenizer's vocabulary (ids 0..{self.vocab_size - 1})"
-                )
+                raise ValueError(f"token id {token_id!r} is not in this tokenizer's vocabulary "
+                                 f"(ids 0..{self.vocab_size - 1})")
             chunks.append(token_bytes)
         return b"".join(chunks)
 
@@ -248,7 +246,7 @@ class BPETokenizer:
         """Read a file written by ``save``. A malformed or truncated file is an error naming the line."""
         reader = _LineReader(Path(path))
         if reader.next("the header") != _FILE_HEADER:
-            reader.fail(f"expected the header {_FILE_HEADER!r}: this is not a file written by BPETokenizer.save")
+            reader.fail(f"expected the header {_FILE_HEADER!r}: this is not a BPETokenizer.save file")
         pattern = reader.json_after("pattern")
         try:
             bpe_train.compile_pattern(pattern)
@@ -307,13 +305,16 @@ class BPETokenizer:
 def _add_merge(vocab: dict[int, bytes], ranks: dict[bytes, int], pair: Pair, new_id: int) -> None:
     """Add the token that merging ``pair`` makes, after checking the merge makes sense."""
     if new_id != len(vocab):
-        raise ValueError(f"{pair} -> {new_id}: the merges' new ids must count up from 256 in order ({len(vocab)} is next)")
+        raise ValueError(f"{pair} -> {new_id}: new ids must count up from 256 in order "
+                         f"({len(vocab)} is next)")
     for token_id in pair:
         if isinstance(token_id, bool) or not isinstance(token_id, int) or token_id not in vocab:
-            raise ValueError(f"{pair} -> {new_id}: token id {token_id!r} does not exist yet (ids 0..{new_id - 1} do)")
+            raise ValueError(f"{pair} -> {new_id}: token id {token_id!r} does not exist yet "
+                             f"(ids 0..{new_id - 1} do)")
     token_bytes = vocab[pair[0]] + vocab[pair[1]]
     if token_bytes in ranks:
-        raise ValueError(f"{pair} -> {new_id} makes {token_bytes!r}, which token {ranks[token_bytes]} already is")
+        raise ValueError(f"{pair} -> {new_id} makes {token_bytes!r}, which token {ranks[token_bytes]} "
+                         f"already is")
     vocab[new_id] = token_bytes
     ranks[token_bytes] = new_id
 
@@ -333,7 +334,8 @@ class _LineReader:
 
     def next(self, expected: str) -> str:
         if not self.remaining():
-            raise ValueError(f"{self.path}, line {self.number + 1}: the file ends where {expected} should be (truncated?)")
+            raise ValueError(f"{self.path}, line {self.number + 1}: the file ends where {expected} "
+                             f"should be (truncated?)")
         self.line = self.lines[self.number]
         self.number += 1
         return self.line
@@ -412,7 +414,8 @@ class CompressionStats:
 
 
 def compression_stats(
-    stories: str | Sequence[str], encodings: Mapping[str, tiktoken.Encoding | BPETokenizer] | Sequence[tiktoken.Encoding | BPETokenizer]
+    stories: str | Sequence[str],
+    encodings: Mapping[str, tiktoken.Encoding | BPETokenizer] | Sequence[tiktoken.Encoding | BPETokenizer],
 ) -> dict[str, CompressionStats]:
     """Bytes per token, tokens per story and vocabulary used, for each encoding, keyed by its name.
 

@@ -39,7 +39,8 @@ TOY_VOCAB = 400
 # whitespace runs, contractions, digits, and fragments of the special token.
 AWKWARD = [
     "\r", "\n", "\r\n", "\n\n", " ", "   ", "\t", "\x00", "\x1b", "\x7f", "é", "e\u0301", "\u0301\u0302",
-    "你好", "世界", "😀", "👩‍👩‍👧", "🏳️‍🌈", "'s", "'LL", "123456", "\u200b", "\ufeff", "<|", "|>", "endoftext",
+    "你好", "世界", "😀", "👩‍👩‍👧", "🏳️‍🌈", "'s", "'LL", "123456", "\u200b", "\ufeff",
+    "<|", "|>", "endoftext",
 ]
 texts = st.lists(st.one_of(st.text(max_size=8), st.sampled_from(AWKWARD)), max_size=24).map("".join)
 
@@ -193,6 +194,8 @@ def test_bad_pattern_and_bad_special_tokens_are_clear_errors() -> None:
         BPETokenizer.train(TOY_TEXT, 300, pattern="(unclosed")
     with pytest.raises(ValueError, match="distinct non-empty"):
         BPETokenizer.train(TOY_TEXT, 300, special_tokens=[ENDOFTEXT, ENDOFTEXT])
+    with pytest.raises(TypeError, match="a list of strings"):
+        BPETokenizer.train(TOY_TEXT, 300, special_tokens=ENDOFTEXT)
 
 
 # -- encoding and decoding -----------------------------------------------------------------------
@@ -200,7 +203,9 @@ def test_bad_pattern_and_bad_special_tokens_are_clear_errors() -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(texts)
-def test_round_trip_and_export_give_the_same_ids(toy: BPETokenizer, toy_export: tiktoken.Encoding, text: str) -> None:
+def test_round_trip_and_export_give_the_same_ids(
+    toy: BPETokenizer, toy_export: tiktoken.Encoding, text: str
+) -> None:
     ids = toy.encode(text)
     assert toy.decode(ids) == text
     assert toy_export.encode(text) == ids
@@ -209,7 +214,9 @@ def test_round_trip_and_export_give_the_same_ids(toy: BPETokenizer, toy_export: 
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(texts, min_size=1, max_size=4))
-def test_special_tokens_are_handled_like_tiktoken(toy: BPETokenizer, toy_export: tiktoken.Encoding, parts: list[str]) -> None:
+def test_special_tokens_are_handled_like_tiktoken(
+    toy: BPETokenizer, toy_export: tiktoken.Encoding, parts: list[str]
+) -> None:
     text = ENDOFTEXT.join(parts)
     assert toy.encode(text, allowed_special="all") == toy_export.encode(text, allowed_special="all")
     as_text = toy.encode(text, disallowed_special=())
@@ -236,6 +243,19 @@ def test_lone_surrogates_are_replaced_like_tiktoken(toy: BPETokenizer, toy_expor
     assert toy.decode(toy.encode(text)) == "a\ufffdb\ufffd"
 
 
+def test_hand_made_merges_follow_tiktokens_rules_exactly() -> None:
+    # Worked by hand. "aaa": both "aa" pairs rank the same, the leftmost wins -> [aa, a].
+    # "abcd": merging by rank alone gets stuck at [a, bc, d], but the whole piece is token 259,
+    # and tiktoken takes a whole-token piece as it is.
+    merges = {(98, 99): 256, (97, 98): 257, (99, 100): 258, (257, 258): 259, (97, 97): 260}
+    tok = BPETokenizer(merges, special_tokens=[])
+    enc = tok.to_tiktoken()
+    assert tok.encode("aaa") == enc.encode("aaa") == [260, 97]
+    assert tok.encode("abcd") == enc.encode("abcd") == [259]
+    for text in ("abcde", "aabcd", "aaaa abcd aaabcdd", "bcd abc"):
+        assert tok.encode(text) == enc.encode(text)
+
+
 def test_encode_equals_replaying_the_merges_in_order(toy: BPETokenizer) -> None:
     assert toy.encode(TOY_TEXT) == replay_merges(toy, TOY_TEXT)
 
@@ -260,7 +280,8 @@ def test_tinystories_tokenizer_round_trips_and_matches_its_export(stories_tokeni
     assert stories_tokenizer.vocab_size == 4096
     assert stories_tokenizer.decode(ids) == text
     assert stories_tokenizer.to_tiktoken().encode(text, allowed_special="all") == ids
-    assert replay_merges(stories_tokenizer, text[:100_000]) == stories_tokenizer.encode_ordinary(text[:100_000])
+    start = text[:100_000]
+    assert replay_merges(stories_tokenizer, start) == stories_tokenizer.encode_ordinary(start)
 
 
 @pytest.mark.slow
@@ -286,7 +307,8 @@ def test_save_load_round_trip(toy: BPETokenizer, tmp_path: Path) -> None:
     assert loaded.special_tokens == toy.special_tokens
     assert loaded.name == toy.name
     assert loaded.encode(TOY_TEXT) == toy.encode(TOY_TEXT)
-    assert path.read_text().splitlines()[:3] == ["slm-bpe v1", f"pattern {json.dumps(GPT2_PATTERN)}", "specials 1"]
+    header = ["slm-bpe v1", f"pattern {json.dumps(GPT2_PATTERN)}", "specials 1"]
+    assert path.read_text().splitlines()[:3] == header
 
 
 def corrupt(path: Path, line_number: int, replacement: str | None) -> None:
@@ -332,7 +354,7 @@ def test_loading_a_truncated_file_names_the_file_and_line(toy: BPETokenizer, tmp
     path = toy.save(tmp_path / "toy.bpe")
     lines = path.read_text().splitlines()
     path.write_text("\n".join(lines[:100]) + "\n")
-    with pytest.raises(ValueError, match=f"{path}, line 101: the file ends where merge 96 of 143 should be .truncated"):
+    with pytest.raises(ValueError, match=f"{path}, line 101: the file ends where merge 96 of 143 should be"):
         BPETokenizer.load(path)
     path.write_bytes(b"\x89PNG\r\n\x1a\n\xff")
     with pytest.raises(ValueError, match=f"{path} is not a tokenizer file"):
@@ -363,14 +385,11 @@ def test_export_name_and_fingerprint_identify_the_content(toy: BPETokenizer) -> 
 
 def test_gpt2_fingerprint_ignores_the_name_but_not_the_content() -> None:
     enc = gpt2_encoding()
-    renamed = tiktoken.Encoding(
-        name="another-name", pat_str=enc._pat_str, mergeable_ranks=enc._mergeable_ranks, special_tokens=enc._special_tokens
-    )
+    content = {"pat_str": enc._pat_str, "mergeable_ranks": enc._mergeable_ranks}
+    renamed = tiktoken.Encoding(name="another-name", special_tokens=enc._special_tokens, **content)
     assert encoding_fingerprint(renamed) == encoding_fingerprint(enc)
     assert len(encoding_fingerprint(enc)) == 64
-    moved = tiktoken.Encoding(
-        name="gpt2", pat_str=enc._pat_str, mergeable_ranks=enc._mergeable_ranks, special_tokens={ENDOFTEXT: 50257}
-    )
+    moved = tiktoken.Encoding(name="gpt2", special_tokens={ENDOFTEXT: 50257}, **content)
     assert encoding_fingerprint(moved) != encoding_fingerprint(enc)
 
 
