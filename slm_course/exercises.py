@@ -117,6 +117,107 @@ def check_training_flops(answer: Any) -> None:
     )
 
 
+# --- Lesson 01: tokenization and BPE ------------------------------------------------------------
+
+UTF8_TEXT = "naïve 🙂"
+FIRST_MERGE_TEXT = "aaabdaaabac"
+
+
+def check_utf8_bytes(answer: Any) -> None:
+    """How many bytes does the string ``"naïve 🙂"`` take in UTF-8?"""
+    _check_number(
+        answer,
+        len(UTF8_TEXT.encode("utf-8")),
+        "go character by character: ASCII characters (plain letters, the space) take 1 byte, "
+        "accented Latin letters 2, and emoji 4. Check yourself with len(text.encode('utf-8')).",
+        praise="Characters and bytes are different units: tokenizers count bytes.",
+    )
+
+
+def check_num_merges(answer: Any) -> None:
+    """A byte-level BPE has a vocabulary of 1,024 tokens, one of which is the special token
+    ``<|endoftext|>``. How many merges did its training learn?"""
+    _check_number(
+        answer,
+        1024 - 256 - 1,
+        "the vocabulary is the byte tokens, plus one token per merge, plus the special tokens. "
+        "How many byte tokens are there?",
+        praise="Every merge adds exactly one token to the vocabulary.",
+    )
+
+
+def check_first_merge(answer: Any) -> None:
+    """Which pair does BPE merge first in the text ``"aaabdaaabac"``? Answer with the two
+    characters as one string, e.g. ``"xy"``."""
+    if answer is None:
+        print(UNANSWERED)
+        return
+    if isinstance(answer, (tuple, list)) and len(answer) == 2:
+        answer = "".join(chr(a) if isinstance(a, int) else str(a) for a in answer)
+    if not isinstance(answer, str) or len(answer) != 2:
+        print(f"✗ Expected two characters as one string, like 'xy', got {answer!r}.")
+        return
+    counts: dict[str, int] = {}
+    for a, b in zip(FIRST_MERGE_TEXT, FIRST_MERGE_TEXT[1:]):
+        counts[a + b] = counts.get(a + b, 0) + 1
+    best = min(counts, key=lambda pair: (-counts[pair], pair))
+    _verdict(
+        answer == best,
+        "write down every pair of neighbouring characters (they overlap: 'abc' has 'ab' and 'bc') "
+        "and count how often each occurs; the most frequent one is merged first.",
+        praise="Overlapping pairs count separately when counting, even though a merge can't use both.",
+    )
+
+
+# --- Lesson 02: the data pipeline ---------------------------------------------------------------
+
+TARGET_STREAM = [3, 5, 9, 2, 7, 4, 1]  # x is the window [5, 9, 2, 7]
+
+
+def check_targets(answer: Any) -> None:
+    """The token stream is ``[3, 5, 9, 2, 7, 4, 1]`` and a batch row has inputs
+    ``x = [5, 9, 2, 7]``. What are its targets ``y``? (A list of 4 ids.)"""
+    if answer is None:
+        print(UNANSWERED)
+        return
+    try:
+        values = [int(v) for v in (answer.tolist() if isinstance(answer, torch.Tensor) else answer)]
+    except (TypeError, ValueError):
+        print(f"✗ Expected a list of 4 token ids, got {answer!r}.")
+        return
+    start = TARGET_STREAM.index(5)
+    _verdict(
+        values == TARGET_STREAM[start + 1 : start + 5],
+        "y[t] is the token that comes right after x[t] in the stream, for every position t.",
+        praise="Every position of a window is a training example: predict the next token.",
+    )
+
+
+def check_predictions_per_batch(answer: Any) -> None:
+    """With ``batch_size = 16`` and ``block_size = 64``, how many next-token predictions does the
+    loss of one batch average over?"""
+    _check_number(
+        answer,
+        16 * 64,
+        "each row of the batch is a window of block_size tokens, and the model predicts the next "
+        "token at every position of the window.",
+        praise="That's why a causal model learns so much from one window.",
+    )
+
+
+def check_token_file_gb(answer: Any) -> None:
+    """A training split holds 470 million tokens of a 50,257-token vocabulary. How many GB
+    (1 GB = 1e9 bytes) does its ``.bin`` file take?"""
+    _check_number(
+        answer,
+        470e6 * 2 / 1e9,
+        "prepare() stores each id in the smallest unsigned integer type that holds the whole "
+        "vocabulary. How many bytes is that?",
+        rel_tol=0.02,
+        praise="Small enough to memory-map on any laptop.",
+    )
+
+
 # --- Lesson 03: attention -----------------------------------------------------------------------
 
 
@@ -206,16 +307,27 @@ def check_layernorm_stats(answer: Any) -> None:
     )
 
 
-def check_mixing_sublayer(answer: Any) -> None:
-    """Which sub-layer of a block moves information between positions:
-    'attention', 'mlp' or 'layernorm'?"""
-    _check_choice(
-        answer,
-        "attention",
-        ("attention", "mlp", "layernorm"),
-        "change the input at one position and ask which sub-layer's output changes at *other* "
-        "positions. Two of the three work on each token separately.",
-        praise="Attention mixes across positions; the MLP and LayerNorm work token by token.",
+def check_changed_positions(answer: Any) -> None:
+    """A sequence has 6 tokens (positions 0 to 5). You change the input at position 2 only. At which
+    positions does the output of the causal self-attention sub-layer change? Answer with a list."""
+    if answer is None:
+        print(UNANSWERED)
+        return
+    try:
+        positions = {int(p) for p in answer}
+    except (TypeError, ValueError):
+        print(f"✗ Expected a list of positions such as [0, 1], got {answer!r}.")
+        return
+    if not positions <= set(range(6)):
+        print(f"✗ Positions run from 0 to 5; got {sorted(positions)}.")
+        return
+    T, changed = 6, 2
+    expected = {query for query in range(T) if changed <= query}  # query t reads keys 0..t
+    _verdict(
+        positions == expected,
+        "the output at position t is a weighted average over positions 0..t. Which positions' "
+        "averages include position 2?",
+        praise="Attention moves information forward in time; the MLP and LayerNorm work token by token.",
     )
 
 
@@ -243,4 +355,93 @@ def check_tying_savings(answer: Any) -> None:
         config.vocab_size * config.n_embd,
         "without tying, the lm_head would be a separate matrix. What is its shape?",
         praise="Almost a third of GPT-2 small.",
+    )
+
+
+# --- Lesson 06: training and mixed precision ----------------------------------------------------
+
+
+def check_lr_midway(answer: Any) -> None:
+    """A run has lr = 1e-3, min_lr = 1e-4, warmup_iters = 100 and max_iters = 1100. What is the
+    learning rate at step 600, halfway through the cosine decay?"""
+    from slm_course.train import TrainConfig, lr_at  # here, so that importing the checkers stays light
+
+    config = TrainConfig(lr=1e-3, min_lr=1e-4, warmup_iters=100, max_iters=1100)
+    _check_number(
+        answer,
+        lr_at(600, config),
+        "after warmup, lr(step) = min_lr + (lr - min_lr) * (1 + cos(pi * progress)) / 2, where "
+        "progress runs from 0 to 1 over the decay. What is cos(pi / 2)?",
+        rel_tol=0.01,
+        praise="Halfway through the decay the LR is halfway between lr and min_lr.",
+    )
+
+
+def check_scale_after_overflows(answer: Any) -> None:
+    """A GradScaler starts at a scale of 2**16 with growth_interval = 2000. The first 3 steps
+    overflow; the 2000 steps after them don't. What is the scale now?"""
+    _check_number(
+        answer,
+        2.0**16 * 0.5**3 * 2.0 ** (2000 // 2000),
+        "every overflow skips the step and halves the scale; every growth_interval good steps in a "
+        "row double it.",
+        praise="The scale settles just below the level at which gradients overflow.",
+    )
+
+
+def check_needs_grad_scaler(answer: Any) -> None:
+    """Which compute dtype needs a GradScaler: 'float32', 'bfloat16' or 'float16'?"""
+    _check_choice(
+        answer,
+        "float16",
+        ("float32", "bfloat16", "float16"),
+        "loss scaling exists to keep small gradients from rounding to zero. Which of the three "
+        "formats has the smallest range (compare torch.finfo(dtype).smallest_normal)?",
+        praise="bf16 keeps fp32's exponent, so it needs no scaler.",
+    )
+
+
+# --- Lesson 07: sampling ------------------------------------------------------------------------
+
+TEMPERATURE_LOGITS = [2.0, 1.0, 0.0]
+TOP_P_PROBS = [0.4, 0.25, 0.15, 0.1, 0.06, 0.04]
+
+
+def check_temperature_probability(answer: Any) -> None:
+    """Three tokens have logits [2.0, 1.0, 0.0]. At temperature 0.5, what is the probability of
+    the first token?"""
+    _check_number(
+        answer,
+        torch.softmax(torch.tensor(TEMPERATURE_LOGITS, dtype=torch.float64) / 0.5, dim=0)[0].item(),
+        "divide every logit by the temperature first, then take the softmax: exp(z_i) / sum_j exp(z_j).",
+        abs_tol=0.005,
+        praise="Halving the temperature doubles the gaps between logits: the favourite gets more.",
+    )
+
+
+def check_top_p_kept(answer: Any) -> None:
+    """The next-token probabilities are [0.4, 0.25, 0.15, 0.1, 0.06, 0.04]. How many tokens does
+    top-p sampling with p = 0.75 keep?"""
+    from slm_course.sample import top_p_filter
+
+    kept = top_p_filter(torch.tensor([TOP_P_PROBS], dtype=torch.float64), 0.75)
+    _check_number(
+        answer,
+        int((kept > 0).sum()),
+        "take the most likely tokens one by one and add up their probabilities; stop as soon as the "
+        "total reaches p. Count the tokens you took.",
+        praise="Top-p adapts: a flatter distribution would keep more tokens.",
+    )
+
+
+def check_kv_cache_positions(answer: Any) -> None:
+    """Without a KV cache, each step runs the model over the whole sequence so far. Starting from a
+    10-token prompt, how many token positions are processed in total to generate 20 new tokens?"""
+    prompt, new = 10, 20
+    _check_number(
+        answer,
+        sum(prompt + step for step in range(new)),
+        "the first step reads the 10 prompt tokens, the second 11 (the prompt and one new token), "
+        "and so on: add them up over the 20 steps.",
+        praise="With a cache it would be 10 + 19 = 29: one position per step after the prompt.",
     )

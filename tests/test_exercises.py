@@ -63,6 +63,49 @@ def test_check_training_flops(capsys):
     assert_hint_without_solution(capsys, ex.check_training_flops, 2 * seed * 1e9, "1.8e17")
 
 
+# --- Lesson 01 ---
+
+
+def test_check_utf8_bytes(capsys):
+    # n, a, v, e, space: 1 byte each; ï (U+00EF): 2; 🙂 (U+1F642): 4
+    assert_correct(capsys, ex.check_utf8_bytes, 5 + 2 + 4)
+    assert_hint_without_solution(capsys, ex.check_utf8_bytes, 7, "11")
+
+
+def test_check_num_merges(capsys):
+    assert_correct(capsys, ex.check_num_merges, 767)
+    assert_hint_without_solution(capsys, ex.check_num_merges, 768, "767")
+
+
+def test_check_first_merge(capsys):
+    # pairs of "aaabdaaabac": aa aa ab bd da aa aa ab ba ac -> "aa" 4 times
+    assert_correct(capsys, ex.check_first_merge, "aa")
+    assert_correct(capsys, ex.check_first_merge, ("a", "a"))
+    assert_correct(capsys, ex.check_first_merge, (97, 97))
+    assert_hint_without_solution(capsys, ex.check_first_merge, "ab", "'aa'")
+    assert "two characters" in verdict(capsys, ex.check_first_merge, "abc")
+
+
+# --- Lesson 02 ---
+
+
+def test_check_targets(capsys):
+    assert_correct(capsys, ex.check_targets, [9, 2, 7, 4])
+    assert_correct(capsys, ex.check_targets, torch.tensor([9, 2, 7, 4]))
+    assert_hint_without_solution(capsys, ex.check_targets, [5, 9, 2, 7], "[9, 2, 7, 4]")
+    assert "list of 4" in verdict(capsys, ex.check_targets, 9)
+
+
+def test_check_predictions_per_batch(capsys):
+    assert_correct(capsys, ex.check_predictions_per_batch, 1024)
+    assert_hint_without_solution(capsys, ex.check_predictions_per_batch, 16, "1024")
+
+
+def test_check_token_file_gb(capsys):
+    assert_correct(capsys, ex.check_token_file_gb, 0.94)
+    assert_hint_without_solution(capsys, ex.check_token_file_gb, 1.88, "0.94")
+
+
 # --- Lesson 03 ---
 
 
@@ -101,10 +144,13 @@ def test_check_layernorm_stats(capsys):
     assert "pair" in verdict(capsys, ex.check_layernorm_stats, 0.5)
 
 
-def test_check_mixing_sublayer(capsys):
-    assert_correct(capsys, ex.check_mixing_sublayer, " Attention ")
-    assert_hint_without_solution(capsys, ex.check_mixing_sublayer, "mlp", "attention")
-    assert "Expected one of" in verdict(capsys, ex.check_mixing_sublayer, "embedding")
+def test_check_changed_positions(capsys):
+    assert_correct(capsys, ex.check_changed_positions, [2, 3, 4, 5])
+    assert_correct(capsys, ex.check_changed_positions, range(2, 6))
+    assert_hint_without_solution(capsys, ex.check_changed_positions, [2], "[2, 3, 4, 5]")
+    assert_hint_without_solution(capsys, ex.check_changed_positions, [0, 1, 2], "3, 4")
+    assert "0 to 5" in verdict(capsys, ex.check_changed_positions, [2, 7])
+    assert "list of positions" in verdict(capsys, ex.check_changed_positions, 2)
 
 
 # --- Lesson 05 ---
@@ -143,7 +189,71 @@ def test_numeric_checkers_explain_bad_input(capsys, checker):
 
 
 @pytest.mark.parametrize(
-    "checker", [ex.check_equal_scores_weights, ex.check_layernorm_stats, ex.check_mixing_sublayer]
+    "checker", [ex.check_equal_scores_weights, ex.check_layernorm_stats, ex.check_changed_positions]
 )
 def test_other_checkers_say_when_unanswered(capsys, checker):
+    assert verdict(capsys, checker, None) == ex.UNANSWERED + "\n"
+
+
+# --- Lesson 06 ---
+
+
+def test_check_lr_midway(capsys):
+    assert_correct(capsys, ex.check_lr_midway, 1e-4 + (1e-3 - 1e-4) / 2)
+    assert_hint_without_solution(capsys, ex.check_lr_midway, 5e-4, "5.5e-4")
+
+
+def test_check_scale_after_overflows(capsys):
+    assert_correct(capsys, ex.check_scale_after_overflows, 2**14)
+    assert_hint_without_solution(capsys, ex.check_scale_after_overflows, 2**13, "16384")
+
+
+def test_check_needs_grad_scaler(capsys):
+    assert_correct(capsys, ex.check_needs_grad_scaler, "float16")
+    assert_hint_without_solution(capsys, ex.check_needs_grad_scaler, "bfloat16", "float16")
+    assert "Expected one of" in verdict(capsys, ex.check_needs_grad_scaler, "fp8")
+
+
+# --- Lesson 07 ---
+
+
+def test_check_temperature_probability(capsys):
+    e = math.exp
+    assert_correct(capsys, ex.check_temperature_probability, e(4) / (e(4) + e(2) + 1))
+    assert_correct(capsys, ex.check_temperature_probability, 0.867)
+    at_t1 = e(2) / (e(2) + e(1) + 1)  # forgot the temperature
+    assert_hint_without_solution(capsys, ex.check_temperature_probability, at_t1, "0.86")
+
+
+def test_check_top_p_kept(capsys):
+    assert_correct(capsys, ex.check_top_p_kept, 3)  # 0.4 + 0.25 = 0.65 < 0.75 <= 0.8
+    assert_hint_without_solution(capsys, ex.check_top_p_kept, 2, "3")
+
+
+def test_check_kv_cache_positions(capsys):
+    assert_correct(capsys, ex.check_kv_cache_positions, sum(range(10, 30)))
+    assert_hint_without_solution(capsys, ex.check_kv_cache_positions, 20 * 30, "390")
+
+
+ENGINEER_B_NUMERIC_CHECKERS = [
+    ex.check_utf8_bytes,
+    ex.check_num_merges,
+    ex.check_predictions_per_batch,
+    ex.check_token_file_gb,
+    ex.check_lr_midway,
+    ex.check_scale_after_overflows,
+    ex.check_temperature_probability,
+    ex.check_top_p_kept,
+    ex.check_kv_cache_positions,
+]
+
+
+@pytest.mark.parametrize("checker", ENGINEER_B_NUMERIC_CHECKERS, ids=lambda f: f.__name__)
+def test_more_numeric_checkers_explain_bad_input(capsys, checker):
+    assert verdict(capsys, checker, None) == ex.UNANSWERED + "\n"
+    assert "Expected a number" in verdict(capsys, checker, "42")
+
+
+@pytest.mark.parametrize("checker", [ex.check_first_merge, ex.check_targets, ex.check_needs_grad_scaler])
+def test_more_checkers_say_when_unanswered(capsys, checker):
     assert verdict(capsys, checker, None) == ex.UNANSWERED + "\n"
