@@ -156,7 +156,7 @@ def load_weights(run_dir: Path, model: nn.Module, step: int | None = None) -> in
     missing = [name for name in expected if name not in tensors and name not in tied]
     unexpected = [name for name in tensors if name not in expected]
     wrong_shape = [f"{name} {tuple(tensors[name].shape)} in the file, {tuple(expected[name].shape)} in the model"
-                   for name in tensors if name in expected and tensors[name].shape != expected[name].shape]
+                   for name in expected if name in tensors and tensors[name].shape != expected[name].shape]
     if missing or unexpected or wrong_shape:
         problems = [f"missing {missing}"] * bool(missing) + [f"unexpected {unexpected}"] * bool(unexpected)
         problems += [f"shapes differ: {'; '.join(wrong_shape[:3])}{' ...' if len(wrong_shape) > 3 else ''}"] * bool(wrong_shape)

@@ -23,6 +23,7 @@ import re
 import shutil
 import signal
 import sys
+import threading
 import time
 import typing
 import warnings
@@ -42,9 +43,11 @@ from tqdm.auto import tqdm
 
 from slm_course import checkpoint
 from slm_course.config import GPTConfig
+from slm_course.data import get_batch, load_tinystories, load_tokens, prepare
 from slm_course.model import GPT
 from slm_course.runtime import cache_dir, pick_device, seed_everything
 from slm_course.runtime import profile as current_profile
+from slm_course.tokenizer import BPETokenizer, encoding_fingerprint, gpt2_encoding, load_encoding
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 SPLITS = ("train", "validation")
@@ -167,7 +170,7 @@ def _cpu_quick() -> tuple[GPTConfig, TrainConfig]:
     A 4,096-token BPE instead of GPT-2's 50,257 tokens: the embedding and the output layer shrink
     12x, which on a CPU buys far more training tokens than anything else could.
     """
-    model = GPTConfig(vocab_size=4096, block_size=128, n_layer=4, n_head=4, n_embd=256, dropout=0.0)
+    model = GPTConfig(vocab_size=4096, block_size=128, n_layer=4, n_head=4, n_embd=192, dropout=0.0)
     train = TrainConfig(tokenizer="bpe-4096", batch_size=16, max_iters=1500, lr=2e-3, min_lr=2e-4,
                         warmup_iters=50, eval_interval=250, eval_iters=10, out_dir="runs/cpu-quick")
     return model, train
@@ -316,8 +319,6 @@ def estimate_loss(
     because the model changed, not because the batches did. Dropout is off (eval mode) and the
     model's previous mode is restored afterwards.
     """
-    from slm_course.data import get_batch
-
     raw = checkpoint.unwrap(model)
     block_size, device = raw.config.block_size, next(raw.parameters()).device
     was_training = model.training
@@ -353,9 +354,6 @@ class _Inputs:
 
 def _prepare_inputs(config: TrainConfig) -> _Inputs:
     """Resolve the tokenizer and tokenize the stories, reusing cached results keyed by content."""
-    from slm_course.data import load_tinystories, load_tokens, prepare
-    from slm_course.tokenizer import encoding_fingerprint
-
     stories: dict[str, Sequence[str]] = {}
 
     def load_stories(split: str) -> Sequence[str]:
@@ -402,8 +400,6 @@ def _resolve_tokenizer(
     ``bpe-N`` trains our BPETokenizer with N tokens on the training stories once and caches it in
     ``cache_dir()/tokenizers/`` under a digest of those stories, so a different corpus gets its own.
     """
-    from slm_course.tokenizer import BPETokenizer, gpt2_encoding, load_encoding
-
     if spec == "gpt2":
         return gpt2_encoding(), None
     match = _BPE_SPEC.fullmatch(spec)
@@ -476,18 +472,18 @@ def _start_process(config: TrainConfig) -> _Process:
     if "RANK" not in os.environ:
         return _Process(device)
     rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        torch.cuda.set_device(device)
-    owns_group = not dist.is_initialized()
-    if owns_group:
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     if config.grad_accum_steps % world_size:
         raise ValueError(
             f"TrainConfig.grad_accum_steps ({config.grad_accum_steps}) must be divisible by the number of "
             f"processes ({world_size}), which share the micro-batches of each update; use "
             f"--grad_accum_steps {world_size * max(1, config.grad_accum_steps // world_size)}"
         )
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    owns_group = not dist.is_initialized()
+    if owns_group:
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return _Process(device, rank, world_size, owns_group)
 
 
@@ -501,15 +497,16 @@ class _InterruptFlag:
     A second Ctrl-C interrupts immediately, as usual.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, say: Callable[[str], None]) -> None:
         self.requested = False
+        self._say = say
         self._previous: Any = None
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        tqdm.write("Ctrl-C: finishing this update, saving a checkpoint, then stopping (again to abort)")
+        self._say("Ctrl-C: finishing this update, saving a checkpoint, then stopping (again to abort)")
 
     def __enter__(self) -> _InterruptFlag:
         if _in_main_thread():
@@ -522,8 +519,6 @@ class _InterruptFlag:
 
 
 def _in_main_thread() -> bool:
-    import threading
-
     return threading.current_thread() is threading.main_thread()
 
 
@@ -535,15 +530,18 @@ class RunMismatchError(ValueError):
     """A run directory's checkpoint was made with a different config than the one asked for."""
 
 
-# Fields that may change when a run is resumed: they don't alter what the run computes.
+# TrainConfig fields that may differ when a run is resumed: how often it reports, and where and in
+# what precision it computes (a new device or dtype continues closely, but not bit for bit).
 RESUMABLE_CHANGES = frozenset({"eval_interval", "eval_iters", "log_interval", "device", "dtype", "compile", "out_dir"})
 
 
 def _check_same_run(run_dir: Path, saved: dict[str, Any], wanted: dict[str, Any]) -> None:
     """Raise RunMismatchError listing every field in which ``wanted`` differs from the saved run."""
     differences = []
-    for section in ("model", "train"):
-        old, new = saved.get(section, {}), wanted[section]
+    for section in ("model", "train", "tokenizer"):
+        if section not in wanted:
+            continue
+        old, new = saved.get(section) or {}, wanted[section]
         for name in sorted(set(old) | set(new)):
             if section == "train" and name in RESUMABLE_CHANGES:
                 continue
@@ -586,6 +584,20 @@ def train(
             dist.destroy_process_group()
 
 
+def _open_run_dir(run_dir: Path, process: _Process, resume: bool) -> bool:
+    """Create ``run_dir`` or finish a save killed half-way in it; return True if we resume from it."""
+    if process.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint.recover(run_dir)
+    process.barrier()
+    if checkpoint.has_checkpoint(run_dir) and not resume:
+        raise FileExistsError(
+            f"{run_dir} already holds a checkpoint; resume it (resume=True, or --resume on the command line), "
+            f"or choose another out_dir (or delete that directory) to start over"
+        )
+    return resume and checkpoint.has_checkpoint(run_dir)
+
+
 def _train(
     model_config: GPTConfig,
     cfg: TrainConfig,
@@ -598,6 +610,7 @@ def _train(
     say = tqdm.write if verbose else (lambda message: None)
     device = process.device
     run_dir = Path(cfg.out_dir)
+    resuming = _open_run_dir(run_dir, process, resume)
 
     # Rank 0 trains the tokenizer and tokenizes the data; the others then find them cached.
     if process.is_main:
@@ -615,20 +628,11 @@ def _train(
         "model": model_config.to_dict(),
         "train": cfg.to_dict(),
         "tokenizer": {"spec": cfg.tokenizer, "n_vocab": inputs.encoding.n_vocab,
+                      "fingerprint": encoding_fingerprint(inputs.encoding),
                       "file": None if inputs.tokenizer_file is None else "tokenizer" + inputs.tokenizer_file.suffix},
         "data": inputs.description,
     }
 
-    if process.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        checkpoint.recover(run_dir)
-    process.barrier()
-    resuming = resume and checkpoint.has_checkpoint(run_dir)
-    if checkpoint.has_checkpoint(run_dir) and not resume:
-        raise FileExistsError(
-            f"{run_dir} already holds a checkpoint; resume it (resume=True, or --resume on the command line), "
-            f"or choose another out_dir (or delete that directory) to start over"
-        )
     if resuming:
         saved = json.loads((run_dir / checkpoint.CONFIG).read_text())
         _check_same_run(run_dir, saved, run_record)
@@ -740,10 +744,8 @@ def _train(
             pbar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tokens_per_s:,.0f}", refresh=False)
         loss_sum, loss_count, steps_since_log, seconds_since_log = torch.zeros((), device=device), 0, 0, 0.0
 
-    from slm_course.data import get_batch
-
     pbar = tqdm(total=cfg.max_iters, initial=step, desc="training", dynamic_ncols=True) if verbose else None
-    interrupt = _InterruptFlag()
+    interrupt = _InterruptFlag(say)
     compute_model.train()
     try:
         with interrupt:
@@ -796,8 +798,7 @@ def _train(
     finally:
         if pbar is not None:
             pbar.close()
-    say(f"done: best val loss {best_val_loss:.4f}; weights {run_dir / checkpoint.WEIGHTS}, "
-        f"metrics {run_dir / checkpoint.METRICS}")
+    say(f"done: {train_seconds / 60:.1f} min of training, best validation loss {best_val_loss:.4f}")
     return run_dir
 
 
@@ -852,8 +853,6 @@ def is_complete(run_dir: str | Path) -> bool:
 def load_run(run_dir: str | Path, device: str | torch.device | None = None) -> tuple[GPT, tiktoken.Encoding, dict[str, Any]]:
     """The trained model (in eval mode, on ``device`` or the best available), its tokenizer, and
     the run's record (``config.json`` plus ``step``, the update the weights come from)."""
-    from slm_course.tokenizer import gpt2_encoding, load_encoding
-
     run_dir = Path(run_dir)
     config_path = run_dir / checkpoint.CONFIG
     if not config_path.exists():
