@@ -52,8 +52,9 @@ def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
 
 
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
-    """Keep exactly the ``k`` largest logits of each row (ties broken by position) and set the rest
-    to -inf, so that softmax gives them probability 0. A k above the vocabulary keeps everything."""
+    """Keep exactly the ``k`` largest logits of each row (a tie at the boundary is broken
+    arbitrarily) and set the rest to -inf, so that softmax gives them probability 0. A k above the
+    vocabulary keeps everything."""
     check_sampling_args(1.0, k, None)
     top = torch.topk(logits, min(k, logits.size(-1)), dim=-1)
     return torch.full_like(logits, float("-inf")).scatter(-1, top.indices, top.values)

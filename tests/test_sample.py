@@ -1,5 +1,9 @@
 """Sampling: the KV cache is exact, the filters do what they say, stop tokens, streaming, text, CLI."""
 
+import json
+import shutil
+import subprocess
+import sys
 import types
 
 import pytest
@@ -25,6 +29,16 @@ CONFIGS = {
     "4-heads-dropout": GPTConfig(vocab_size=97, block_size=16, n_layer=2, n_head=4, n_embd=32, dropout=0.1),
     "1-head-no-bias": GPTConfig(vocab_size=50, block_size=8, n_layer=3, n_head=1, n_embd=16, dropout=0.0, bias=False),
 }
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy machine OpenMP threads waiting
+    for each other make every step many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def make(cfg: GPTConfig, seed: int = 0) -> GPT:
@@ -338,3 +352,69 @@ def test_a_tokenizer_larger_than_the_models_vocabulary_is_named():
     model = make(CONFIGS["tiny"])  # 256 tokens: most GPT-2 ids don't exist for it
     with pytest.raises(ValueError, match=r"'gpt2' has 50257 tokens but the model only GPTConfig.vocab_size=256"):
         generate_text(model, gpt2_encoding(), "Once upon a time")
+
+
+# --- the command line, on a checkpoint written by slm_course.train ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    train_module = pytest.importorskip("slm_course.train", reason="slm_course.train not available yet")
+    tmp = tmp_path_factory.mktemp("sample-cli")
+    model_config = GPTConfig(vocab_size=50257, block_size=16, n_layer=1, n_head=2, n_embd=16, dropout=0.0)
+    train_config = train_module.TrainConfig(
+        tokenizer="gpt2", data_source="synthetic", max_stories=40, batch_size=2, max_iters=2, warmup_iters=1,
+        eval_interval=2, eval_iters=1, device="cpu", out_dir=str(tmp / "run"),
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SLM_CACHE", str(tmp / "cache"))
+        return train_module.train(model_config, train_config, verbose=False)
+
+
+CLI_ARGS = ["--prompt", "Once upon a time", "--temperature", "0.8", "--top-k", "50", "--top-p", "0.95",
+            "--max-new-tokens", "12", "--device", "cpu"]
+
+
+def test_cli_streams_reproducible_samples_from_a_checkpoint(run_dir, capsys):
+    from slm_course.train import load_run
+
+    sample.main(["--checkpoint", str(run_dir), *CLI_ARGS, "--num-samples", "2", "--seed", "3"])
+    out = capsys.readouterr().out
+    model, encoding, _ = load_run(run_dir, device="cpu")
+    generator = torch.Generator().manual_seed(3)
+    expected = [generate_text(model, encoding, "Once upon a time", 12, 0.8, 50, 0.95, generator) for _ in range(2)]
+    assert out == f"--- sample 1 ---\n{expected[0]}\n--- sample 2 ---\n{expected[1]}\n"
+    assert expected[0] != expected[1]
+
+
+@pytest.mark.slow
+def test_cli_runs_as_a_module(run_dir):
+    command = [sys.executable, "-m", "slm_course.sample", "--checkpoint", str(run_dir), *CLI_ARGS, "--seed", "1"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Once upon a time") and len(result.stdout) > len("Once upon a time\n")
+
+
+def test_cli_names_a_missing_checkpoint(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        sample.main(["--checkpoint", str(tmp_path / "nowhere"), "--device", "cpu"])
+    assert exit_info.value.code == 2
+    assert f"cannot load checkpoint '{tmp_path / 'nowhere'}'" in capsys.readouterr().err
+
+
+def test_cli_names_a_checkpoint_that_does_not_fit_its_config(run_dir, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    shutil.copytree(run_dir, broken)
+    record = json.loads((broken / "config.json").read_text())
+    record["model"]["n_embd"] = 32
+    (broken / "config.json").write_text(json.dumps(record))
+    with pytest.raises(SystemExit):
+        sample.main(["--checkpoint", str(broken), "--device", "cpu"])
+    assert "does not fit the model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, value", [("--temperature", "-1"), ("--top-k", "0"), ("--top-p", "2")])
+def test_cli_rejects_bad_sampling_options_before_loading(option, value, capsys):
+    with pytest.raises(SystemExit):
+        sample.main(["--checkpoint", "unused", option, value])
+    assert option.lstrip("-").replace("-", "_") in capsys.readouterr().err
