@@ -10,6 +10,7 @@ Trains from scratch (tokenizer and tokenized data included, unless already cache
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -44,9 +45,11 @@ def main() -> None:
     train_config = train_config.replace(**changes)
     shutil.rmtree(train_config.out_dir, ignore_errors=True)
 
+    load_before = os.getloadavg()[0]
     start = time.perf_counter()
     run_dir = train(model_config, train_config)
     wall = time.perf_counter() - start
+    load_after = os.getloadavg()[0]
     state = checkpoint.load_state(run_dir)
     evals = [r for r in checkpoint.read_metrics(run_dir) if r["kind"] == "eval"]
     logged = [r for r in checkpoint.read_metrics(run_dir) if r["kind"] == "train"]
@@ -67,7 +70,9 @@ def main() -> None:
         ["budget", f"{t.max_iters} updates x {t.batch_size * c.block_size:,} tokens = "
                    f"{logged[-1]['tokens'] / 1e6:.2f}M tokens ({logged[-1]['tokens'] / info['data']['train_tokens']:.1f} epochs)"],
         ["wall time, end to end", f"**{wall / 60:.1f} min** ({wall:.0f} s; tokenizer, data, training, evals, checkpoints)"],
-        ["training loop alone", f"{state['train_seconds']:.0f} s, {tokens_per_s:,.0f} tokens/s"],
+        ["training loop alone", f"{state['train_seconds']:.0f} s, {tokens_per_s:,.0f} tokens/s "
+                                f"({torch.get_num_threads()} threads; 1-min load average {load_before:.1f} at the start, "
+                                f"{load_after:.1f} at the end)"],
         ["loss before training", f"{evals[0]['val_loss']:.3f} (ln {c.vocab_size} = {torch.log(torch.tensor(c.vocab_size)):.3f})"],
         ["final loss", f"train {evals[-1]['train_loss']:.3f}, **validation {evals[-1]['val_loss']:.3f}**"],
     ]

@@ -27,8 +27,8 @@ import threading
 import time
 import typing
 import warnings
-from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -769,7 +769,7 @@ def _train(
                 with warnings.catch_warnings():
                     # A skipped fp16 step makes torch warn that the scheduler stepped "before the
                     # optimizer"; counting updates, not successful ones, is what we want.
-                    warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+                    warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
                     scheduler.step()
                 step += 1
                 steps_since_log += 1
@@ -896,20 +896,38 @@ def demo_run(profile: str | None = None, retrain: bool = False) -> Path:
     model_config, train_config = preset("lesson" if profile == "quick" else "seed")
     run_dir = cache_dir() / "runs" / f"demo-{profile}"
     train_config = train_config.replace(out_dir=str(run_dir))
-    if retrain:
-        shutil.rmtree(run_dir, ignore_errors=True)
-    if is_complete(run_dir):
+    with _exclusive(run_dir.with_name(run_dir.name + ".lock")):  # two notebooks at once train it once
+        if retrain:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        if is_complete(run_dir):
+            try:
+                _check_same_run(run_dir, json.loads((run_dir / checkpoint.CONFIG).read_text()),
+                                {"model": model_config.to_dict(), "train": train_config.to_dict()})
+                return run_dir
+            except RunMismatchError:
+                shutil.rmtree(run_dir)
         try:
-            _check_same_run(run_dir, json.loads((run_dir / checkpoint.CONFIG).read_text()),
-                            {"model": model_config.to_dict(), "train": train_config.to_dict()})
-            return run_dir
+            return train(model_config, train_config, resume=True)
         except RunMismatchError:
             shutil.rmtree(run_dir)
+            return train(model_config, train_config)
+
+
+@contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` (where the OS offers flock; elsewhere, no lock)."""
     try:
-        return train(model_config, train_config, resume=True)
-    except RunMismatchError:
-        shutil.rmtree(run_dir)
-        return train(model_config, train_config)
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # --- command line --------------------------------------------------------------------------------
@@ -937,12 +955,23 @@ def _optional(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     return convert
 
 
+_MODEL_HELP = {
+    "vocab_size": "rows of the embedding; at least the tokenizer's number of tokens",
+    "block_size": "context length: the most tokens the model sees at once",
+    "n_layer": "transformer blocks",
+    "n_head": "attention heads per block (must divide n_embd)",
+    "n_embd": "width of the residual stream",
+    "dropout": "dropout probability while training (0 for short runs)",
+    "bias": "biases in the Linear layers and LayerNorms",
+}
+
+
 def _add_fields(group: argparse._ArgumentGroup, config_class: type) -> None:
     """One option per dataclass field; defaults are left to the preset (only given ones override)."""
     hints = typing.get_type_hints(config_class)
     for f in dataclasses.fields(config_class):
         kind = hints[f.name]
-        helptext = f.metadata.get("help", f"{config_class.__name__}.{f.name}")
+        helptext = f.metadata.get("help") or _MODEL_HELP.get(f.name, f"{config_class.__name__}.{f.name}")
         options: dict[str, Any] = {"default": argparse.SUPPRESS, "help": helptext}
         if kind is bool:
             options["action"] = argparse.BooleanOptionalAction
@@ -958,8 +987,9 @@ def _add_fields(group: argparse._ArgumentGroup, config_class: type) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m slm_course.train",
-        description="Train a GPT on TinyStories. Start from a preset and override any field, e.g. "
-        "--preset cpu-quick --lr 3e-4. Runs under torchrun for multi-process DDP training.",
+        description="Train a GPT on TinyStories. Start from a preset and override any of its fields, e.g. "
+        "--preset cpu-quick --lr 3e-4 (options left out keep the preset's value). Runs under "
+        "`torchrun --nproc_per_node=N` for DistributedDataParallel training.",
         allow_abbrev=False,
     )
     parser.add_argument("--preset", default="cpu-quick", choices=list(PRESETS), help="starting configuration")
