@@ -386,8 +386,13 @@ def test_demo_run_trains_once_then_reuses_the_checkpoint(dataset, tmp_path, monk
     def no_training(*args, **kwargs):
         raise AssertionError("demo_run retrained a complete run")
 
-    monkeypatch.setattr(train_module, "train", no_training)
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "train", no_training)
+        assert train_module.demo_run("quick") == first
+    # A preset changed since the cached run was made (e.g. by an update of the course): train again.
+    monkeypatch.setitem(PRESETS, "lesson", lambda: configs(dataset, "unused", max_iters=4, lr=5e-3))
     assert train_module.demo_run("quick") == first
+    assert json.loads((first / "config.json").read_text())["train"]["lr"] == 5e-3 and train_module.is_complete(first)
 
 
 # --- command line ---------------------------------------------------------------------------------
