@@ -455,3 +455,21 @@ def test_plots_draw_the_logged_losses_and_the_schedule(dataset, tmp_path):
     assert isinstance(live.figure(), Figure)
     with pytest.raises(FileNotFoundError, match="metrics.jsonl"):
         plot_losses(tmp_path / "empty")
+
+
+# --- GPU (skipped without CUDA) -------------------------------------------------------------------
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (this machine has none)")
+def test_cuda_run_uses_autocast_compile_and_resumes(dataset, tmp_path):
+    dtype, why = resolve_dtype("auto", torch.device("cuda"))
+    assert dtype == (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+    model_config, train_config = configs(dataset, tmp_path / "run", device="cuda", compile=True, max_iters=8)
+    with pytest.raises(KeyboardInterrupt):
+        train(model_config, train_config, callback=stop_at(3), verbose=False)
+    run_dir = train(model_config, train_config, resume=True, verbose=False)
+    evals = records(run_dir, "eval")
+    assert [r["step"] for r in evals] == [0, 4, 8] and evals[-1]["val_loss"] < evals[0]["val_loss"]
+    model, _, _ = load_run(run_dir)
+    assert next(model.parameters()).is_cuda
