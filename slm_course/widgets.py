@@ -26,6 +26,7 @@ from matplotlib.figure import Figure
 
 from slm_course.model import GPT
 from slm_course.sample import next_token_distribution
+from slm_course.tokenizer import ENDOFTEXT, BPETokenizer
 
 # Pastel backgrounds that tell neighbouring tokens apart without hiding the text on them.
 _TOKEN_COLOURS = ("#ffd6a5", "#caffbf", "#9bf6ff", "#bdb2ff", "#ffc6ff", "#fdffb6")
@@ -76,7 +77,7 @@ def attention_explorer(model: GPT, encoding: Tokenizer, text: str) -> widgets.VB
     layer.observe(render, names="value")
     head.observe(render, names="value")
     render()
-    box = widgets.VBox([layer, head, heatmap])
+    box = widgets.VBox([layer, head, heatmap], layout={"align_items": "flex-start"})  # images at their own size
     box.add_class("slm-attention-explorer")
     return box
 
@@ -93,10 +94,10 @@ def sampling_playground(
     tokenizer has that token (``eot_token``); sampling stops at it too.
     """
     vocab_size = model.config.vocab_size
-    eot_token = getattr(encoding, "eot_token", None)
+    eot_token = _end_of_text(encoding)
     slider = {"continuous_update": False, "style": {"description_width": "7em"}}
     prompt_box = widgets.Textarea(
-        value=prompt, description="prompt", continuous_update=False, layout={"width": "40em"}
+        value=prompt, description="prompt", continuous_update=False, style=slider["style"], layout={"width": "32em"}
     )
     temperature = widgets.FloatSlider(1.0, min=0.0, max=2.0, step=0.05, description="temperature", **slider)
     top_k = widgets.IntSlider(0, min=0, max=min(200, vocab_size), description="top-k", **slider)
@@ -189,11 +190,18 @@ def tokenizer_explorer(
 
 
 def _encode(encoding: Tokenizer, text: str) -> list[int]:
-    """Token ids of ``text``. tiktoken refuses text containing special tokens unless told they are
-    allowed, and TinyStories text contains ``<|endoftext|>``, so allow them."""
-    if isinstance(encoding, tiktoken.Encoding):
+    """Token ids of ``text``. tiktoken (and our BPETokenizer, which follows its rules) refuses text
+    containing special tokens unless told they are allowed; TinyStories text contains
+    ``<|endoftext|>``, so allow them."""
+    if isinstance(encoding, (tiktoken.Encoding, BPETokenizer)):
         return encoding.encode(text, allowed_special="all")
     return list(encoding.encode(text))
+
+
+def _end_of_text(encoding: Tokenizer) -> int | None:
+    """The id of ``<|endoftext|>``, the boundary between stories, if the tokenizer has that token."""
+    ids = _encode(encoding, ENDOFTEXT)
+    return ids[0] if len(ids) == 1 else None
 
 
 def _device(model: GPT) -> torch.device:
@@ -247,7 +255,7 @@ def _png(fig: Figure) -> bytes:
 def _attention_png(weights: torch.Tensor, labels: list[str], title: str) -> bytes:
     """One head's (T, T) attention map, queries down and keys across, tokens as tick labels."""
     T = len(labels)
-    side = min(12.0, 2.5 + 0.3 * T)  # inches: room for the labels, but never a poster
+    side = min(9.0, 2.5 + 0.25 * T)  # inches: room for the labels, but never a poster
     fontsize = max(4, min(10, 240 // T))
     fig = Figure(figsize=(side + 1.0, side))
     ax = fig.add_subplot()

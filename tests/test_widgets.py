@@ -16,7 +16,7 @@ import torch
 
 from slm_course.config import GPTConfig
 from slm_course.model import GPT
-from slm_course.tokenizer import gpt2_encoding
+from slm_course.tokenizer import BPETokenizer, gpt2_encoding
 from slm_course.widgets import attention_explorer, sampling_playground, tokenizer_explorer
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -224,3 +224,10 @@ def test_tokenizer_explorer_names_a_list_by_encoding_name(encoding):
 def test_tokenizer_explorer_needs_a_tokenizer():
     with pytest.raises(ValueError, match="at least one tokenizer"):
         tokenizer_explorer([])
+
+
+def test_tokenizer_explorer_shows_endoftext_as_one_token(encoding):
+    bpe = BPETokenizer.train("Tom and Lily play. " * 20, vocab_size=270)
+    box = tokenizer_explorer({"GPT-2": encoding, "our BPE": bpe}, text="The end.<|endoftext|>Tom")
+    for view in token_views(box):
+        assert "<|endoftext|>" in shown_tokens(view), "the story boundary is a single special token"
