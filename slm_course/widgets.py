@@ -256,7 +256,7 @@ def _attention_png(weights: torch.Tensor, labels: list[str], title: str) -> byte
     """One head's (T, T) attention map, queries down and keys across, tokens as tick labels."""
     T = len(labels)
     side = min(9.0, 2.5 + 0.25 * T)  # inches: room for the labels, but never a poster
-    fontsize = max(4, min(10, 240 // T))
+    fontsize = max(4, min(10, int(0.5 * 72 * side / T)))  # points: about half a cell per label
     fig = Figure(figsize=(side + 1.0, side))
     ax = fig.add_subplot()
     image = ax.imshow(weights.numpy(), cmap="viridis", vmin=0.0, vmax=1.0)
