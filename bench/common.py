@@ -67,7 +67,9 @@ def write_section(name: str, body: str) -> None:
         f"*Date:* {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}\n\n"
     )
     section = f"<!-- bench:{name} -->\n{stamp}{body.strip()}\n<!-- /bench:{name} -->"
-    text = DOC.read_text() if DOC.exists() else _HEADER
+    text = DOC.read_text() if DOC.exists() else ""
+    if not text.startswith("# Benchmarks"):
+        text = _HEADER + text
     pattern = re.compile(rf"<!-- bench:{re.escape(name)} -->.*?<!-- /bench:{re.escape(name)} -->", re.S)
     if pattern.search(text):
         text = pattern.sub(lambda _: section, text)
