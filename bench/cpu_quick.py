@@ -71,7 +71,7 @@ def main() -> None:
                    f"{logged[-1]['tokens'] / 1e6:.2f}M tokens ({logged[-1]['tokens'] / info['data']['train_tokens']:.1f} epochs)"],
         ["wall time, end to end", f"**{wall / 60:.1f} min** ({wall:.0f} s; tokenizer, data, training, evals, checkpoints)"],
         ["training loop alone", f"{state['train_seconds']:.0f} s, {tokens_per_s:,.0f} tokens/s "
-                                f"({torch.get_num_threads()} threads; 1-min load average {load_before:.1f} at the start, "
+                                f"({torch.get_num_threads()} torch thread(s); 1-min load average {load_before:.1f} at the start, "
                                 f"{load_after:.1f} at the end)"],
         ["loss before training", f"{evals[0]['val_loss']:.3f} (ln {c.vocab_size} = {torch.log(torch.tensor(c.vocab_size)):.3f})"],
         ["final loss", f"train {evals[-1]['train_loss']:.3f}, **validation {evals[-1]['val_loss']:.3f}**"],
