@@ -9,6 +9,7 @@ the docs are always ones a run printed.
 from __future__ import annotations
 
 import datetime as _dt
+import fcntl
 import os
 import platform
 import re
@@ -40,7 +41,7 @@ def machine() -> str:
         pass
     gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"
     return (
-        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} (torch threads: {torch.get_num_threads()})"
         f"{gpu}, Python {platform.python_version()}"
     )
 
@@ -67,16 +68,21 @@ def write_section(name: str, body: str) -> None:
         f"*Date:* {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}\n\n"
     )
     section = f"<!-- bench:{name} -->\n{stamp}{body.strip()}\n<!-- /bench:{name} -->"
-    text = DOC.read_text() if DOC.exists() else ""
-    if not text.startswith("# Benchmarks"):
-        text = _HEADER + text
-    pattern = re.compile(rf"<!-- bench:{re.escape(name)} -->.*?<!-- /bench:{re.escape(name)} -->", re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text)
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
     DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text)
+    # Several benchmarks may finish at once: serialise the read-modify-write, then swap atomically.
+    with open(DOC.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        text = DOC.read_text() if DOC.exists() else ""
+        if not text.startswith("# Benchmarks"):
+            text = _HEADER + text
+        pattern = re.compile(rf"<!-- bench:{re.escape(name)} -->.*?<!-- /bench:{re.escape(name)} -->", re.S)
+        if pattern.search(text):
+            text = pattern.sub(lambda _: section, text)
+        else:
+            text = text.rstrip() + "\n\n" + section + "\n"
+        tmp = DOC.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, DOC)
     print(f"wrote section {name!r} of {DOC.relative_to(REPO)}")
 
 
