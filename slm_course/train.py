@@ -884,18 +884,24 @@ def load_run(run_dir: str | Path, device: str | torch.device | None = None) -> t
     return model.to(pick_device(str(device) if device is not None else None)).eval(), encoding, record
 
 
-def demo_run(profile: str | None = None, retrain: bool = False) -> Path:
+def demo_run(
+    profile: str | None = None, retrain: bool = False, callback: Callable[[dict[str, Any]], None] | None = None
+) -> Path:
     """The checkpoint the lessons share, trained on first use and reused after that.
 
     Profile ``quick`` (the default off-GPU) trains the ``lesson`` preset, about a minute on two CPU
     cores; ``full`` trains the ``seed`` preset (bf16 autocast on a recent GPU). It lives in
-    ``cache_dir()/runs/demo-<profile>``, so no lesson depends on another having been run. A run
-    that was interrupted is resumed; one made with an older preset is trained again.
+    ``cache_dir()/runs/demo-<profile>``, so no lesson depends on another having been run: lesson 06
+    trains it (``retrain=True``, with its live ``callback``), lessons 03 and 07 reuse it or train
+    it themselves. A run that was interrupted is resumed; one made with another preset or another
+    ``SLM_TINYSTORIES`` data source is trained again. Prints which of these happened.
     """
     profile = profile or current_profile()
     model_config, train_config = preset("lesson" if profile == "quick" else "seed")
     run_dir = cache_dir() / "runs" / f"demo-{profile}"
-    train_config = train_config.replace(out_dir=str(run_dir))
+    # Recording the data source in the config makes a run on other data a mismatch, not a reuse.
+    data_source = train_config.data_source or os.environ.get("SLM_TINYSTORIES")
+    train_config = train_config.replace(out_dir=str(run_dir), data_source=data_source)
     with _exclusive(run_dir.with_name(run_dir.name + ".lock")):  # two notebooks at once train it once
         if retrain:
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -903,14 +909,16 @@ def demo_run(profile: str | None = None, retrain: bool = False) -> Path:
             try:
                 _check_same_run(run_dir, json.loads((run_dir / checkpoint.CONFIG).read_text()),
                                 {"model": model_config.to_dict(), "train": train_config.to_dict()})
+                print(f"demo_run: reusing the finished demo model in {run_dir}")
                 return run_dir
             except RunMismatchError:
                 shutil.rmtree(run_dir)
+        print(f"demo_run: training the demo model ({profile} profile) into {run_dir}")
         try:
-            return train(model_config, train_config, resume=True)
+            return train(model_config, train_config, resume=True, callback=callback)
         except RunMismatchError:
             shutil.rmtree(run_dir)
-            return train(model_config, train_config)
+            return train(model_config, train_config, callback=callback)
 
 
 @contextmanager

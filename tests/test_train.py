@@ -395,6 +395,26 @@ def test_demo_run_trains_once_then_reuses_the_checkpoint(dataset, tmp_path, monk
     assert json.loads((first / "config.json").read_text())["train"]["lr"] == 5e-3 and train_module.is_complete(first)
 
 
+def test_demo_run_retrains_when_the_data_source_changes(dataset, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(PRESETS, "lesson", lambda: configs(dataset, "unused", max_iters=4))
+    monkeypatch.delenv("SLM_TINYSTORIES", raising=False)
+    run = train_module.demo_run("quick")
+    assert "training the demo model" in capsys.readouterr().out
+    assert train_module.demo_run("quick") == run
+    assert "reusing the finished demo model" in capsys.readouterr().out
+    monkeypatch.setenv("SLM_TINYSTORIES", str(tmp_path / "other-stories.txt"))
+    train_module.demo_run("quick")
+    assert "training the demo model" in capsys.readouterr().out
+    assert json.loads((run / "config.json").read_text())["train"]["data_source"] == str(tmp_path / "other-stories.txt")
+
+
+def test_demo_run_passes_the_callback_to_training(dataset, monkeypatch):
+    monkeypatch.setitem(PRESETS, "lesson", lambda: configs(dataset, "unused", max_iters=4))
+    records = []
+    train_module.demo_run("quick", retrain=True, callback=records.append)
+    assert {r["kind"] for r in records} >= {"train", "eval"}
+
+
 # --- command line ---------------------------------------------------------------------------------
 
 
