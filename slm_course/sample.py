@@ -117,7 +117,7 @@ def next_token_distribution(
     """The probabilities (B, vocab_size) the sampler would draw the token after idx (B, T) from."""
     check_sampling_args(temperature, top_k, top_p)
     idx = _check_prompt(model, idx)
-    with _eval_mode(model):
+    with eval_mode(model):
         logits = model.next_token_logits(idx)
     return logits_to_probs(logits.float(), temperature, top_k, top_p)
 
@@ -180,7 +180,7 @@ def generate(
 def _stream_tokens(
     model: GPT, idx: torch.Tensor, max_new_tokens: int, sampling: dict, stop_token: int | None, use_cache: bool
 ) -> Iterator[torch.Tensor]:
-    with _eval_mode(model):
+    with eval_mode(model):
         kv_cache = model.new_kv_cache(idx.size(0)) if use_cache else None
         finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
         for _ in range(max_new_tokens):
@@ -196,8 +196,9 @@ def _stream_tokens(
 
 
 @contextlib.contextmanager
-def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
-    """Run a model in eval mode (no dropout) and restore its previous mode afterwards."""
+def eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    """Run a model in eval mode (no dropout) and restore its previous mode afterwards: a learner
+    may sample or open a widget between two training runs."""
     was_training = model.training
     model.eval()
     try:

@@ -427,7 +427,7 @@ def kite_stuck(s: Scene) -> list[str]:
     return [
         f"It was a windy day. {h.name} took {h.his} {s.pick('red', 'blue', 'yellow', 'green')} kite to "
         f"{s.place}. The kite flew high up in the sky. {h.name} laughed and ran.",
-        f"Then a big wind came. The kite went down, down, down, and got stuck in a tall tree!",
+        "Then a big wind came. The kite went down, down, down, and got stuck in a tall tree!",
         f"{h.name} jumped, but {h.he} could not reach it. \"My kite!\" {h.he} said. {h.He} felt like "
         f"crying.",
         f"Then help came: {helper}. Very carefully, the kite came down from the tree. It was not "

@@ -11,12 +11,11 @@ the widgets and their parts by these classes and by the controls' descriptions.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import html
 import io
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import ipywidgets as widgets
@@ -25,7 +24,7 @@ import torch
 from matplotlib.figure import Figure
 
 from slm_course.model import GPT
-from slm_course.sample import next_token_distribution
+from slm_course.sample import eval_mode, next_token_distribution
 from slm_course.tokenizer import ENDOFTEXT, BPETokenizer
 
 # Pastel backgrounds that tell neighbouring tokens apart without hiding the text on them.
@@ -56,7 +55,7 @@ def attention_explorer(model: GPT, encoding: Tokenizer, text: str) -> widgets.VB
             f"the text is {len(ids)} tokens but the model sees at most GPTConfig.block_size="
             f"{block_size}; pass a shorter text"
         )
-    with _eval_mode(model):
+    with eval_mode(model):
         idx = torch.tensor([ids], dtype=torch.long, device=_device(model))
         maps = model.attention_weights(idx)[:, 0].float().cpu()  # (n_layer, n_head, T, T)
     labels = [_tick_label(encoding.decode([i])) for i in ids]
@@ -206,18 +205,6 @@ def _end_of_text(encoding: Tokenizer) -> int | None:
 
 def _device(model: GPT) -> torch.device:
     return next(model.parameters()).device
-
-
-@contextlib.contextmanager
-def _eval_mode(model: GPT) -> Iterator[None]:
-    """Dropout off for a forward pass, then the model back as it was: a learner may open a widget
-    between two training runs."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
 
 
 def _errors_shown_in(output: widgets.HTML) -> Callable[[Callable[..., None]], Callable[..., None]]:
