@@ -180,7 +180,7 @@ def _lesson() -> tuple[GPTConfig, TrainConfig]:
     """The small run lessons 03, 06 and 07 share in their quick profile: about a minute on 2 cores."""
     model = GPTConfig(vocab_size=1024, block_size=64, n_layer=2, n_head=4, n_embd=128, dropout=0.0)
     train = TrainConfig(tokenizer="bpe-1024", max_stories=3000, batch_size=16, max_iters=300, lr=3e-3,
-                        min_lr=3e-4, warmup_iters=20, eval_interval=100, eval_iters=5, out_dir="runs/lesson")
+                        min_lr=3e-4, warmup_iters=20, eval_interval=25, eval_iters=5, out_dir="runs/lesson")
     return model, train
 
 
