@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -29,23 +30,67 @@ CONFIGS = {
 }
 
 
-def step_time(cfg: GPTConfig, batch: int, steps: int) -> float:
-    """Median seconds per full training step after warm-up."""
+def training_step(cfg: GPTConfig, batch: int) -> Callable[[], None]:
+    """A closure running one full training step of a fresh model on a fixed random batch."""
     torch.manual_seed(0)
     model = GPT(cfg).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     x = torch.randint(0, cfg.vocab_size, (batch, cfg.block_size))
     y = torch.randint(0, cfg.vocab_size, (batch, cfg.block_size))
-    times = []
-    for i in range(steps + 3):
-        start = time.perf_counter()
+
+    def step() -> None:
         _, loss = model(x, targets=y)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
+
+    return step
+
+
+def step_time(cfg: GPTConfig, batch: int, steps: int) -> float:
+    """Median seconds per full training step after warm-up."""
+    step = training_step(cfg, batch)
+    times = []
+    for i in range(steps + 3):
+        start = time.perf_counter()
+        step()
         if i >= 3:
             times.append(time.perf_counter() - start)
     return sorted(times)[len(times) // 2]
+
+
+OTHER = "other (copies, adds, fills, AdamW's element-wise updates)"
+CATEGORIES = {  # first match wins: a substring of the aten op name -> where the time goes
+    "scaled_dot_product": "attention (SDPA fwd+bwd)",
+    "softmax": "cross-entropy (log-softmax fwd+bwd)",
+    "nll_loss": "cross-entropy (log-softmax fwd+bwd)",
+    "gelu": "GELU fwd+bwd",
+    "layer_norm": "LayerNorm fwd+bwd",
+    "mm": "matmuls (Linear layers, lm_head)",
+    "embedding": "embeddings",
+    "index": "embeddings",
+}
+
+
+def time_breakdown(cfg: GPTConfig, batch: int, steps: int = 3) -> list[tuple[str, float]]:
+    """Share of the step's CPU time per kind of op (torch.profiler, self time), largest first:
+    what limits MFU besides the matmuls themselves."""
+    from torch.profiler import ProfilerActivity, profile
+
+    step = training_step(cfg, batch)
+    step()  # warm-up: first-call allocations are not what limits a long run
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    totals: dict[str, float] = {}
+    for event in prof.key_averages():
+        if not event.key.startswith("aten::") and "AdamW" not in event.key:
+            continue
+        name = "AdamW step (Python side)" if "AdamW" in event.key else next(
+            (label for key, label in CATEGORIES.items() if key in event.key), OTHER)
+        totals[name] = totals.get(name, 0.0) + event.self_cpu_time_total
+    whole = sum(totals.values())
+    return sorted(((name, t / whole) for name, t in totals.items()), key=lambda item: -item[1])
 
 
 def main() -> None:
@@ -65,9 +110,15 @@ def main() -> None:
         print(rows[-1])
     table = markdown_table(
         ["config", "step", "tokens/s", "achieved GFLOP/s", "fp32 matmul GFLOP/s (same run)", "MFU"], rows)
+    first_name, (first_cfg, first_batch) = next(iter(CONFIGS.items()))
+    shares = time_breakdown(first_cfg, first_batch)
+    breakdown = markdown_table(["where the step's CPU time goes", "share"],
+                               [[name, f"{100 * share:.0f}%"] for name, share in shares])
+    print(breakdown)
     write_section("train_throughput", "## Training-step throughput (CPU, fp32)\n\n"
                   "Forward + backward + AdamW step, median of the timed steps; MFU against the fp32 "
-                  "matmul rate measured in the same run (2048×2048 matmuls).\n\n" + table)
+                  "matmul rate measured in the same run (2048×2048 matmuls).\n\n" + table
+                  + f"\n\nProfile of the {first_name} step (torch.profiler, self CPU time):\n\n" + breakdown)
 
 
 if __name__ == "__main__":
