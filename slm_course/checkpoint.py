@@ -85,13 +85,9 @@ def weights_bytes(model: nn.Module, step: int) -> bytes:
     safetensors refuses two names for one storage, and the GPT's token embedding *is* its
     lm_head weight, so only the first name of each shared tensor is kept.
     """
-    tensors, seen = {}, set()
-    for name, tensor in unwrap(model).state_dict().items():
-        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
-        if key in seen:
-            continue
-        seen.add(key)
-        tensors[name] = tensor.detach().to("cpu").contiguous()
+    state_dict = unwrap(model).state_dict()
+    tied = _tied_names(state_dict)
+    tensors = {name: tensor.detach().to("cpu").contiguous() for name, tensor in state_dict.items() if name not in tied}
     return save_safetensors(tensors, metadata={"step": str(step)})
 
 
@@ -152,7 +148,7 @@ def load_weights(run_dir: Path, model: nn.Module, step: int | None = None) -> in
         )
     target = unwrap(model)
     expected = target.state_dict()
-    tied = _tied_names(target)
+    tied = _tied_names(expected)
     missing = [name for name in expected if name not in tensors and name not in tied]
     unexpected = [name for name in tensors if name not in expected]
     wrong_shape = [f"{name} {tuple(tensors[name].shape)} in the file, {tuple(expected[name].shape)} in the model"
@@ -167,10 +163,10 @@ def load_weights(run_dir: Path, model: nn.Module, step: int | None = None) -> in
     return None if saved_step is None else int(saved_step)
 
 
-def _tied_names(model: nn.Module) -> set[str]:
-    """Names of parameters that share storage with an earlier name (stored once in safetensors)."""
+def _tied_names(state_dict: dict[str, torch.Tensor]) -> set[str]:
+    """Names of tensors that share storage with an earlier name (stored once in safetensors)."""
     names, seen = set(), set()
-    for name, tensor in model.state_dict().items():
+    for name, tensor in state_dict.items():
         key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
         if key in seen:
             names.add(name)
