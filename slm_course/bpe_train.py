@@ -210,12 +210,8 @@ def train_merges(
     """
     n_merges = count_merges_wanted(vocab_size, special_tokens)
     pieces = pretokenize(texts, pattern, special_tokens)
-    if naive:
-        chunks = list(pieces)
-        if not chunks:
-            raise ValueError("cannot train a tokenizer on empty text: give it at least one non-empty string")
-        return collect_merges(iter_merges_naive(chunks), n_merges)
-    word_counts = Counter(pieces)
-    if not word_counts:
+    # The naive trainer takes every pre-token occurrence, the fast one each distinct pre-token and its count.
+    corpus = list(pieces) if naive else Counter(pieces)
+    if not corpus:
         raise ValueError("cannot train a tokenizer on empty text: give it at least one non-empty string")
-    return collect_merges(iter_merges(word_counts), n_merges)
+    return collect_merges(iter_merges_naive(corpus) if naive else iter_merges(corpus), n_merges)
