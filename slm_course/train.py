@@ -47,6 +47,7 @@ from slm_course.data import get_batch, load_tinystories, load_tokens, prepare
 from slm_course.model import GPT
 from slm_course.runtime import cache_dir, pick_device, seed_everything
 from slm_course.runtime import profile as current_profile
+from slm_course.sample import eval_mode
 from slm_course.tokenizer import BPETokenizer, encoding_fingerprint, gpt2_encoding, load_encoding
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -321,10 +322,8 @@ def estimate_loss(
     """
     raw = checkpoint.unwrap(model)
     block_size, device = raw.config.block_size, next(raw.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        losses = {}
+    losses = {}
+    with eval_mode(model):
         for split, tokens in splits.items():
             generator = torch.Generator().manual_seed(seed)
             total = 0.0
@@ -334,9 +333,7 @@ def estimate_loss(
                     _, loss = model(x, y)
                 total += loss.float()
             losses[split] = float(total / eval_iters)
-        return losses
-    finally:
-        model.train(was_training)
+    return losses
 
 
 # --- data and tokenizer --------------------------------------------------------------------------
