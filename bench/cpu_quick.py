@@ -51,8 +51,9 @@ def main() -> None:
     wall = time.perf_counter() - start
     load_after = os.getloadavg()[0]
     state = checkpoint.load_state(run_dir)
-    evals = [r for r in checkpoint.read_metrics(run_dir) if r["kind"] == "eval"]
-    logged = [r for r in checkpoint.read_metrics(run_dir) if r["kind"] == "train"]
+    records = checkpoint.read_metrics(run_dir)
+    evals = [r for r in records if r["kind"] == "eval"]
+    logged = [r for r in records if r["kind"] == "train"]
     tokens_per_s = logged[-1]["tokens"] / state["train_seconds"]
 
     model, encoding, info = load_run(run_dir, device="cpu")
