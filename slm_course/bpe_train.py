@@ -185,9 +185,9 @@ def count_merges_wanted(vocab_size: int, special_tokens: Sequence[str]) -> int:
     return vocab_size - smallest
 
 
-def collect_merges(merges: Iterator[tuple[Pair, int]], n_merges: int, first_id: int = 256) -> dict[Pair, int]:
-    """The first ``n_merges`` pairs of a trainer as ``{pair: new_id}``; too few is an error."""
-    learned = {pair: first_id + k for k, (pair, _count) in enumerate(itertools.islice(merges, n_merges))}
+def collect_merges(merges: Iterator[tuple[Pair, int]], n_merges: int) -> dict[Pair, int]:
+    """The first ``n_merges`` pairs of a trainer (started at id 256) as ``{pair: new_id}``; too few is an error."""
+    learned = {pair: 256 + k for k, (pair, _count) in enumerate(itertools.islice(merges, n_merges))}
     if len(learned) < n_merges:
         raise ValueError(
             f"the training text offers only {len(learned)} merges (every pre-token is a single token "
