@@ -219,7 +219,7 @@ def lost_toy(s: Scene) -> list[str]:
         f"{h.He} played with {t.the} all morning. Then {h.he} ran to see a butterfly. "
         f"When {h.he} came back, {t.the} was gone!",
         f"{h.name} looked everywhere. {h.He} felt very sad. \"Where is my {t.noun}?\" {h.he} cried.",
-        f"{_cap(f.a_kind)} named {f.name} came by. \"I will help you look,\" said {f.name}. "
+        f"{_cap(f.intro)} came by. \"I will help you look,\" said {f.name}. "
         f"They looked and looked. At last, {f.name} saw the {t.noun} {spot}.",
         f"\"Here it is!\" said {f.name}. {h.name} was so happy. \"Thank you, {f.name}!\" {h.he} said. "
         f"{s.moral('careful')}",
@@ -344,7 +344,7 @@ def lost_way(s: Scene) -> list[str]:
         f"stopped, {h.he} did not know where {h.he} was.",
         f"All the trees looked the same. {h.name} was scared. \"I want to go home,\" {h.he} said, "
         f"and a tear rolled down {h.his} cheek.",
-        f"Then {f.a_kind} named {f.name} came by. \"Why are you sad?\" asked "
+        f"Then {f.intro} came by. \"Why are you sad?\" asked "
         f"{f.name}. \"I am lost,\" said {h.name}. \"I know the way,\" said {f.name}. \"Follow me!\"",
         f"{f.name} walked with {h.him} all the way home. {_cap(s.mom)} was waiting at the door and "
         f"gave {h.him} a big hug. {h.name} said, \"I will not go so far alone again.\"",
@@ -444,8 +444,8 @@ def sandcastle(s: Scene) -> list[str]:
         f"was blue. {h.name} wanted to build the biggest sandcastle in the world.",
         f"{h.He} dug and patted the sand for a long time. {h.His} castle had four towers and a "
         f"little flag. Then a big wave came. Splash! The castle was gone.",
-        f"{h.name} sat down and felt very sad. \"All my work is gone,\" {h.he} said. {_cap(f.a_kind)} "
-        f"named {f.name} came over. \"Don't be sad. Let's build a new one together,\" said {f.name}.",
+        f"{h.name} sat down and felt very sad. \"All my work is gone,\" {h.he} said. {_cap(f.intro)} "
+        f"came over. \"Don't be sad. Let's build a new one together,\" said {f.name}.",
         f"This time they built the castle far away from the water. It was even bigger than before, "
         f"with shells on the walls. \"Working together is more fun,\" said {h.name}, and {f.name} agreed.",
     ]
