@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import markdown_table, write_section  # noqa: E402
 from slm_course import bpe_train  # noqa: E402
 from slm_course.runtime import shared_data_dir  # noqa: E402
+from slm_course.synthetic import generate_stories  # noqa: E402
 from slm_course.tokenizer import ENDOFTEXT, GPT2_PATTERN, BPETokenizer, gpt2_encoding  # noqa: E402
 
 VOCAB_SIZE = 4096
@@ -45,17 +46,13 @@ FAST_TARGET_S = 10.0
 ENCODE_TARGET_MB_S = 8.0
 
 
-def load_text() -> tuple[str, str] | None:
+def load_text() -> tuple[str, str]:
     """The first 5 MB of real TinyStories, else 5 MB of synthetic stories; with a description."""
     data = shared_data_dir()
     if data is not None:
         path = data / "TinyStories-train.subset.txt"
         text = path.read_bytes()[:TEXT_BYTES].decode("utf-8", errors="ignore")
         return text, f"first 5 MB of real TinyStories (`{path.name}`)"
-    try:
-        from slm_course.synthetic import generate_stories
-    except ImportError:
-        return None
     stories, n = [], 0
     for story in generate_stories(20_000, seed=0):
         stories.append(story)
@@ -165,11 +162,7 @@ def main() -> None:
     parser.add_argument("--naive-merges", type=int, default=3,
                         help="merges timed at each end of the naive trainer's schedule")
     args = parser.parse_args()
-    loaded = load_text()
-    if loaded is None:
-        print("skipped: no real TinyStories at ../shared/data/ and no slm_course.synthetic to fall back on")
-        return
-    text, source = loaded
+    text, source = load_text()
     n_bytes = len(text.encode())
     print(f"text: {source}, {n_bytes / 1e6:.2f} MB; pinned to CPU {sorted(os.sched_getaffinity(0))}")
 
