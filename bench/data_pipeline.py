@@ -15,7 +15,6 @@ shared real text is absent.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -54,7 +53,7 @@ def main() -> None:
     train_file = shared / "TinyStories-train.subset.txt"
     megabytes = train_file.stat().st_size / 1e6
     enc = gpt2_encoding()
-    threads = min(8, os.cpu_count() or 1)  # what prepare() uses
+    threads = data._ENCODE_THREADS  # what prepare() uses
     enc.encode_ordinary("warm up the encoder")
 
     with tempfile.TemporaryDirectory() as tmp:

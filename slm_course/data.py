@@ -64,6 +64,7 @@ _GET_REAL_DATA = (
 _CHUNK_CHARS = 1 << 20  # text per encode call: big enough to amortize overhead, small for threads
 _TXT_BLOCK_CHARS = 1 << 22  # how much of a .txt file to read at a time
 _PROGRESS_MIN_CHARS = 32 << 20  # show a progress bar only for work that takes seconds
+_ENCODE_THREADS = min(8, os.cpu_count() or 1)  # prepare()'s encoding threads (bench/data_pipeline.py reads it)
 _fallback_warned = False
 _probe_cache: tuple[float, bool] | None = None
 
@@ -395,13 +396,12 @@ def _encode_to_file(stories: Sequence[str], encoding: tiktoken.Encoding, dtype: 
         return _encode_chunk(chunk, encoding), sum(map(len, chunk))
 
     total_chars = sum(map(len, stories))
-    threads = min(8, os.cpu_count() or 1)
     n_tokens = 0
-    with ThreadPoolExecutor(threads) as pool, tqdm(
+    with ThreadPoolExecutor(_ENCODE_THREADS) as pool, tqdm(
         total=total_chars, unit="char", unit_scale=True, desc=desc, disable=total_chars < _PROGRESS_MIN_CHARS
     ) as progress:
         chunks = _chunks(stories)
-        while wave := list(itertools.islice(chunks, threads)):  # a few chunks at a time bounds memory
+        while wave := list(itertools.islice(chunks, _ENCODE_THREADS)):  # a few chunks at a time bounds memory
             for ids, n_chars in pool.map(encode, wave):
                 ids.astype(dtype, copy=False).tofile(file)
                 n_tokens += len(ids)
