@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import markdown_table, write_section  # noqa: E402
+from bench.common import markdown_table, timed, write_section  # noqa: E402
 from slm_course import bpe_train  # noqa: E402
 from slm_course.runtime import shared_data_dir  # noqa: E402
 from slm_course.synthetic import generate_stories  # noqa: E402
@@ -61,13 +61,6 @@ def load_text() -> tuple[str, str]:
             break
     source = "5 MB of SYNTHETIC stories (slm_course.synthetic; real text not found)"
     return f"\n{ENDOFTEXT}\n".join(stories), source
-
-
-def timed(fn: Callable[[], object]) -> tuple[object, float, float]:
-    """``fn()``, its wall-clock seconds and its CPU seconds (a gap between them means a busy machine)."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    result = fn()
-    return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
 def seconds_per_merge(merges: Iterator[tuple[bpe_train.Pair, int]], k: int) -> float:

@@ -16,6 +16,7 @@ import re
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -58,6 +59,17 @@ def matmul_gflops(n: int = 2048, repeats: int = 10, dtype: torch.dtype = torch.f
             a @ b
         best = min(best, time.perf_counter() - start)
     return 2 * n**3 * repeats / best / 1e9
+
+
+def timed(fn: Callable[[], object]) -> tuple[object, float, float]:
+    """``fn()``, its wall-clock seconds and its CPU seconds (all threads of this process).
+
+    On a busy machine the wall time grows with the load while the CPU time barely moves, so the
+    benchmarks report both: a gap between them means the machine was shared.
+    """
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn()
+    return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
 def write_section(name: str, body: str) -> None:

@@ -18,11 +18,10 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import markdown_table, write_section  # noqa: E402
+from bench.common import markdown_table, timed, write_section  # noqa: E402
 from slm_course import data  # noqa: E402
 from slm_course.runtime import shared_data_dir  # noqa: E402
 from slm_course.tokenizer import gpt2_encoding  # noqa: E402
@@ -33,13 +32,8 @@ TARGET_MB_S = 12.0
 def median_seconds(run, repeats: int) -> tuple[float, float]:
     """Median wall-clock and CPU seconds (all threads) of ``repeats`` calls. On a busy machine the
     wall time grows with the load while the CPU time barely moves, so both are reported."""
-    wall, cpu = [], []
-    for _ in range(repeats):
-        start_wall, start_cpu = time.perf_counter(), time.process_time()
-        run()
-        wall.append(time.perf_counter() - start_wall)
-        cpu.append(time.process_time() - start_cpu)
-    return statistics.median(wall), statistics.median(cpu)
+    runs = [timed(run)[1:] for _ in range(repeats)]
+    return statistics.median(wall for wall, _ in runs), statistics.median(cpu for _, cpu in runs)
 
 
 def main() -> None:
