@@ -31,41 +31,13 @@ import torch.nn as nn
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
+from slm_course.fileio import atomic_write, fsync_dir, remove_temporaries, write_json
+
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 STATE = "state.pt"
 METRICS = "metrics.jsonl"
 PENDING = ".next"  # suffix of a file written in full but not yet committed
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` always holds either the old or the new bytes."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename durable: on POSIX the directory entry itself must be flushed."""
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_json(path: Path, values: dict[str, Any]) -> None:
-    atomic_write(path, (json.dumps(values, indent=2) + "\n").encode())
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -101,7 +73,7 @@ def save(run_dir: Path, model: nn.Module, state: dict[str, Any]) -> None:
     atomic_write(run_dir / (STATE + PENDING), buffer.getvalue())
     os.replace(run_dir / (WEIGHTS + PENDING), run_dir / WEIGHTS)
     os.replace(run_dir / (STATE + PENDING), run_dir / STATE)
-    _fsync_dir(run_dir)
+    fsync_dir(run_dir)
 
 
 def recover(run_dir: Path) -> None:
@@ -113,8 +85,7 @@ def recover(run_dir: Path) -> None:
     else:
         weights_next.unlink(missing_ok=True)  # killed while writing: the old pair is intact
         state_next.unlink(missing_ok=True)
-    for tmp in run_dir.glob(".*.tmp-*"):
-        tmp.unlink(missing_ok=True)
+    remove_temporaries(run_dir)
 
 
 def has_checkpoint(run_dir: Path) -> bool:

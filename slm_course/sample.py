@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import codecs
-import contextlib
 import itertools
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from slm_course.runtime import pick_device
+from slm_course.runtime import eval_mode, pick_device
 
 if TYPE_CHECKING:  # only for type hints: model.py imports this module for GPT.generate
     import tiktoken
@@ -193,18 +192,6 @@ def _stream_tokens(
             yield token
             if stop_token is not None and bool(finished.all()):
                 return
-
-
-@contextlib.contextmanager
-def eval_mode(model: torch.nn.Module) -> Iterator[None]:
-    """Run a model in eval mode (no dropout) and restore its previous mode afterwards: a learner
-    may sample or open a widget between two training runs."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
 
 
 def _check_generate_args(

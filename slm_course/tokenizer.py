@@ -36,12 +36,14 @@ import functools
 import hashlib
 import json
 import os
+import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Literal, NoReturn
 
+import numpy as np
 import tiktoken
 from tiktoken.load import data_gym_to_mergeable_bpe_ranks
 
@@ -386,17 +388,61 @@ def encoding_fingerprint(enc: tiktoken.Encoding) -> str:
     return _fingerprint(enc._mergeable_ranks, enc._special_tokens, enc._pat_str)
 
 
+TokenizerSpec = tuple[Literal["gpt2"], None] | tuple[Literal["bpe"], int] | tuple[Literal["file"], Path]
+
+
+def parse_tokenizer_spec(spec: str | os.PathLike) -> TokenizerSpec:
+    """What a tokenizer spec names: GPT-2's BPE, a BPE of N tokens to train, or a saved file.
+
+    The one place the spec is read, so training, the data cache and run loading agree on it.
+
+    Example: ``"gpt2"`` -> ``("gpt2", None)``, ``"bpe-4096"`` -> ``("bpe", 4096)``,
+    ``"runs/a/tokenizer.bpe"`` -> ``("file", Path("runs/a/tokenizer.bpe"))``
+    """
+    text = str(spec)
+    if text == "gpt2":
+        return "gpt2", None
+    match = re.fullmatch(r"bpe-(\d+)", text)
+    if match:
+        vocab_size = int(match.group(1))
+        if vocab_size <= 256:
+            raise ValueError(f"tokenizer {text!r}: a BPE vocabulary needs more than the 256 byte tokens "
+                             f"(try 'bpe-4096')")
+        return "bpe", vocab_size
+    if not text:
+        raise ValueError("the tokenizer spec is empty; use 'gpt2', 'bpe-N' or the path of a saved tokenizer")
+    return "file", Path(text)
+
+
 def load_encoding(spec: str | os.PathLike) -> tiktoken.Encoding:
     """The encoding a run directory names: ``"gpt2"``, or the path of a ``BPETokenizer.save`` file."""
-    if spec == "gpt2":
+    kind, value = parse_tokenizer_spec(spec)
+    if kind == "gpt2":
         return gpt2_encoding()
-    path = Path(spec)
-    if not path.is_file():
+    if kind != "file" or not value.is_file():
         raise ValueError(
             f"unknown encoding {str(spec)!r}: use 'gpt2' or the path of a tokenizer file written by "
-            f"BPETokenizer.save (no file exists at {path.resolve()})"
+            f"BPETokenizer.save (no file exists at {Path(spec).resolve()})"
         )
-    return BPETokenizer.load(path).to_tiktoken()
+    return BPETokenizer.load(value).to_tiktoken()
+
+
+def token_byte_lengths(encoding: tiktoken.Encoding) -> np.ndarray:
+    """How many UTF-8 bytes of text each token id stands for; 0 for special tokens.
+
+    Bits per byte divides a loss by these: it is the measure that does not depend on the
+    tokenizer, since a vocabulary with longer tokens has fewer, harder predictions per story.
+    Special tokens like ``<|endoftext|>`` stand for no text, so they count 0 (and callers leave
+    their loss out too).
+
+    Example: GPT-2's ``[" the", "<|endoftext|>"]`` ids ``[262, 50256]`` -> lengths ``[4, 0]``
+    """
+    lengths = np.zeros(encoding.n_vocab, dtype=np.int64)
+    special = set(encoding._special_tokens.values())
+    for token_bytes, rank in encoding._mergeable_ranks.items():
+        if rank not in special:
+            lengths[rank] = len(token_bytes)
+    return lengths
 
 
 @dataclass(frozen=True)

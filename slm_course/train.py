@@ -45,9 +45,8 @@ from slm_course import checkpoint
 from slm_course.config import GPTConfig
 from slm_course.data import get_batch, load_tinystories, load_tokens, prepare
 from slm_course.model import GPT
-from slm_course.runtime import cache_dir, pick_device, seed_everything
+from slm_course.runtime import cache_dir, eval_mode, pick_device, resolve_dtype, seed_everything
 from slm_course.runtime import profile as current_profile
-from slm_course.sample import eval_mode
 from slm_course.tokenizer import BPETokenizer, encoding_fingerprint, gpt2_encoding, load_encoding
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -265,22 +264,6 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> LRS
         return cosine
     warmup = LinearLR(optimizer, start_factor=1 / (config.warmup_iters + 1), total_iters=config.warmup_iters)
     return SequentialLR(optimizer, [warmup, cosine], milestones=[config.warmup_iters])
-
-
-def resolve_dtype(dtype: str, device: torch.device) -> tuple[torch.dtype, str]:
-    """The compute dtype for ``dtype`` on ``device``, and a sentence saying why."""
-    if dtype != "auto":
-        return getattr(torch, dtype), f"{dtype} as configured"
-    if device.type == "cuda":
-        if torch.cuda.is_bf16_supported():
-            return torch.bfloat16, "bfloat16 autocast: this GPU supports bf16, which keeps fp32's range (no loss scaling)"
-        return torch.float16, "float16 autocast + GradScaler: this GPU lacks bf16; the scaler stops small gradients underflowing"
-    if device.type == "mps":
-        return torch.float32, "float32 on MPS: autocast there is patchy and rarely faster for small models"
-    return torch.float32, (
-        "float32 on CPU: without AVX-512-BF16/AMX, bf16/fp16 matmuls are ~150x slower than fp32 "
-        "(CPUs that have AMX can gain ~20% with dtype='bfloat16'; fp32 is the safe default)"
-    )
 
 
 def optimizer_step(

@@ -24,7 +24,8 @@ import torch
 from matplotlib.figure import Figure
 
 from slm_course.model import GPT
-from slm_course.sample import eval_mode, next_token_distribution
+from slm_course.runtime import eval_mode
+from slm_course.sample import next_token_distribution
 from slm_course.tokenizer import ENDOFTEXT, BPETokenizer
 
 # Pastel backgrounds that tell neighbouring tokens apart without hiding the text on them.

@@ -32,9 +32,9 @@ from slm_course.train import (
     make_scheduler,
     optimizer_step,
     preset,
-    resolve_dtype,
     train,
 )
+from slm_course.runtime import resolve_dtype
 from slm_course.viz import LiveLossPlot, plot_losses, plot_lr_schedule
 
 REPO = Path(__file__).resolve().parent.parent
