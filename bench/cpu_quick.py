@@ -23,7 +23,8 @@ from bench.common import REPO, markdown_table, write_section  # noqa: E402
 from slm_course import checkpoint  # noqa: E402
 from slm_course.runtime import shared_data_dir  # noqa: E402
 from slm_course.sample import generate_text  # noqa: E402
-from slm_course.train import load_run, preset, train  # noqa: E402
+from slm_course.checkpoint import load_run  # noqa: E402
+from slm_course.train import preset, train  # noqa: E402
 
 TEMPERATURE, TOP_K, MAX_NEW_TOKENS = 0.8, 50, 300
 

@@ -26,12 +26,17 @@ import os
 from pathlib import Path
 from typing import Any
 
+import tiktoken
 import torch
 import torch.nn as nn
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from slm_course.fileio import atomic_write, fsync_dir, remove_temporaries, write_json
+from slm_course.config import GPTConfig
+from slm_course.model import GPT
+from slm_course.runtime import pick_device
+from slm_course.tokenizer import gpt2_encoding, load_encoding
+from slm_course.fileio import atomic_write, fsync_dir, remove_temporaries
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -64,7 +69,7 @@ def weights_bytes(model: nn.Module, step: int) -> bytes:
 
 
 def save(run_dir: Path, model: nn.Module, state: dict[str, Any]) -> None:
-    """Commit the weights and the training state (which must hold ``step``) as one checkpoint."""
+    """Commit the weights and the training state (which must hold ``step``) as one """
     run_dir = Path(run_dir)
     buffer = io.BytesIO()
     torch.save(state, buffer)
@@ -115,7 +120,7 @@ def load_weights(run_dir: Path, model: nn.Module, step: int | None = None) -> in
     if step is not None and saved_step is not None and int(saved_step) != step:
         raise ValueError(
             f"{path} holds the weights of step {saved_step} but {Path(run_dir) / STATE} is at step {step}; "
-            f"the checkpoint was written by something other than slm_course.checkpoint.save"
+            f"the checkpoint was written by something other than slm_course.save"
         )
     target = unwrap(model)
     expected = target.state_dict()
@@ -175,3 +180,46 @@ def truncate_metrics(run_dir: Path, step: int) -> None:
 def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
     with open(Path(run_dir) / METRICS, "a") as f:
         f.write(json.dumps(record) + "\n")
+
+
+def is_complete(run_dir: str | Path) -> bool:
+    """True if ``run_dir`` holds a checkpoint of its final step."""
+    run_dir = Path(run_dir)
+    if not has_checkpoint(run_dir) or not (run_dir / CONFIG).exists():
+        return False
+    max_iters = json.loads((run_dir / CONFIG).read_text())["train"]["max_iters"]
+    return int(load_state(run_dir)["step"]) >= max_iters
+
+
+def load_run(run_dir: str | Path, device: str | torch.device | None = None) -> tuple[GPT, tiktoken.Encoding, dict[str, Any]]:
+    """The trained model (in eval mode, on ``device`` or the best available), its tokenizer, and
+    the run's record (``config.json`` plus ``step``, the update the weights come from)."""
+    run_dir = Path(run_dir)
+    config_path = run_dir / CONFIG
+    if not config_path.exists():
+        raise FileNotFoundError(
+            f"no run in {run_dir}: {config_path.name} is missing. Train one with "
+            f"`python -m slm_course.train --preset cpu-quick` or slm_course.lessons.demo.demo_run()"
+        )
+    record = json.loads(config_path.read_text())
+    missing = [key for key in ("model", "tokenizer") if key not in record]
+    if missing:
+        raise ValueError(f"{config_path} lacks the section(s) {missing}; it was not written by slm_course.train")
+    model = GPT(GPTConfig.from_dict(record["model"]))
+    record["step"] = load_weights(run_dir, model)
+    tokenizer = record["tokenizer"]
+    if tokenizer.get("file"):
+        tokenizer_path = run_dir / tokenizer["file"]
+        if not tokenizer_path.exists():
+            raise FileNotFoundError(f"the run's tokenizer file {tokenizer_path} is missing")
+        encoding = load_encoding(str(tokenizer_path))
+    elif tokenizer.get("spec") == "gpt2":
+        encoding = gpt2_encoding()
+    else:
+        raise ValueError(f"{config_path}: tokenizer {tokenizer!r} names no file in the run and is not 'gpt2'")
+    if encoding.n_vocab > model.config.vocab_size:
+        raise ValueError(
+            f"{config_path}: the tokenizer has {encoding.n_vocab} tokens but model.vocab_size is "
+            f"{model.config.vocab_size}; the run directory mixes files from different runs"
+        )
+    return model.to(pick_device(str(device) if device is not None else None)).eval(), encoding, record

@@ -29,9 +29,11 @@ import urllib.parse
 import urllib.request
 import warnings
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tiktoken
@@ -40,7 +42,16 @@ from tqdm.auto import tqdm
 
 from slm_course import synthetic
 from slm_course.runtime import cache_dir
-from slm_course.tokenizer import ENDOFTEXT, encoding_fingerprint
+from slm_course.config import TrainConfig
+from slm_course.fileio import temporary_path
+from slm_course.tokenizer import (
+    ENDOFTEXT,
+    BPETokenizer,
+    encoding_fingerprint,
+    gpt2_encoding,
+    load_encoding,
+    parse_tokenizer_spec,
+)
 
 HUB_DATASET = "roneneldan/TinyStories"
 SPLITS = ("train", "validation")
@@ -586,3 +597,96 @@ def _source_tag(source: str) -> str:
     if source.startswith("Hugging Face hub"):
         return "hub"
     return "local-" + hashlib.sha256(source.encode()).hexdigest()[:8]
+
+
+# --------------------------------------------------------------------------- what a run trains on
+
+
+@dataclass
+class RunData:
+    """What a run trains on: the encoding, its file (None for GPT-2) and the token memmaps."""
+
+    encoding: tiktoken.Encoding
+    tokenizer_file: Path | None
+    tokens: dict[str, np.ndarray]
+    description: dict[str, Any]
+
+
+def prepare_run_data(config: TrainConfig, block_size: int) -> RunData:
+    """Resolve the tokenizer and tokenize the stories, reusing cached results keyed by content."""
+    stories: dict[str, Sequence[str]] = {}
+
+    def load_stories(split: str) -> Sequence[str]:
+        if split not in stories:
+            stories[split] = load_tinystories(split, source=config.data_source, max_stories=config.max_stories)
+        return stories[split]
+
+    encoding, tokenizer_file = resolve_tokenizer(config.tokenizer, lambda: load_stories("train"))
+    if config.data_dir is not None:
+        data_dir = Path(config.data_dir)
+        paths = {split: data_dir / f"{split}.bin" for split in SPLITS}
+        for path in paths.values():
+            if not path.exists():
+                raise FileNotFoundError(
+                    f"TrainConfig.data_dir has no {path.name} (looked for {path}); make it with "
+                    f"slm_course.data.prepare(stories, encoding, {str(data_dir)!r}, split), or unset data_dir"
+                )
+        for path in paths.values():
+            made_with = json.loads(path.with_suffix(".json").read_text()).get("encoding_fingerprint")
+            if made_with is not None and made_with != encoding_fingerprint(encoding):
+                raise ValueError(
+                    f"{path} was tokenized with another tokenizer than TrainConfig.tokenizer={config.tokenizer!r}; "
+                    f"set tokenizer to the file of the tokenizer that made it"
+                )
+        description = {"data_dir": str(data_dir)}
+    else:
+        # One directory per (tokenizer, stories) pair; prepare() reuses its files when they match.
+        digests = "-".join(stories_digest(load_stories(split))[:8] for split in SPLITS)
+        data_dir = cache_dir() / "data" / f"{encoding.name}-{encoding_fingerprint(encoding)[:8]}-{digests}"
+        paths = {split: prepare(load_stories(split), encoding, data_dir, split) for split in SPLITS}
+        description = {"source": getattr(load_stories("train"), "source", str(config.data_source)),
+                       "stories": {split: len(load_stories(split)) for split in SPLITS}}
+    tokens = {split: load_tokens(path) for split, path in paths.items()}
+    for split, data in tokens.items():
+        description[f"{split}_tokens"] = len(data)
+    return RunData(encoding, tokenizer_file, tokens, description)
+
+
+def resolve_tokenizer(
+    spec: str, training_stories: Callable[[], Sequence[str]]
+) -> tuple[tiktoken.Encoding, Path | None]:
+    """The encoding for a tokenizer spec, and its file (None for GPT-2, which is built in).
+
+    ``bpe-N`` trains our BPETokenizer with N tokens on the training stories once and caches it in
+    ``cache_dir()/tokenizers/`` under a digest of those stories, so a different corpus gets its own.
+    """
+    kind, value = parse_tokenizer_spec(spec)
+    if kind == "gpt2":
+        return gpt2_encoding(), None
+    if kind == "bpe":
+        stories = training_stories()
+        path = cache_dir() / "tokenizers" / f"bpe-{value}-{stories_digest(stories)}.bpe"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = temporary_path(path)
+            try:
+                BPETokenizer.train(list(stories), value).save(tmp)
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+        return load_encoding(str(path)), path
+    path = value
+    if not path.exists():
+        raise FileNotFoundError(
+            f"TrainConfig.tokenizer={spec!r} is neither 'gpt2', 'bpe-N' nor an existing file; "
+            f"save one with BPETokenizer.save(path) or use 'bpe-4096'"
+        )
+    return load_encoding(str(path)), path
+
+
+def stories_digest(stories: Sequence[str]) -> str:
+    digest = hashlib.sha256()
+    for story in stories:
+        digest.update(story.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]

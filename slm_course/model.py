@@ -11,13 +11,10 @@ position's worth of work instead of a pass over the whole context (see ``GPT.nex
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from slm_course import sample
 from slm_course.config import GPTConfig
 
 
@@ -337,40 +334,3 @@ class GPT(nn.Module):
             for block, layer_cache in zip(self.transformer.h, kv_cache.layers):
                 x = block(x, kv_cache=layer_cache)
         return self.lm_head(self.transformer.ln_f(x[:, -1, :]))
-
-    def generate(
-        self,
-        idx: torch.Tensor,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        stop_token: int | None = None,
-        generator: torch.Generator | None = None,
-        use_cache: bool = True,
-    ) -> torch.Tensor:
-        """Append up to ``max_new_tokens`` sampled tokens to idx (B, T): returns (B, T + steps).
-
-        Temperature 0 is greedy; ``top_k`` / ``top_p`` restrict the candidates; a sequence that
-        samples ``stop_token`` is padded with it; a ``generator`` makes the draw repeatable; the KV
-        cache (``use_cache``) gives the same tokens, faster. Details: ``slm_course.sample.stream``.
-        """
-        return sample.generate(
-            self, idx, max_new_tokens, temperature, top_k, top_p, stop_token, generator, use_cache
-        )
-
-    def stream(
-        self,
-        idx: torch.Tensor,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        stop_token: int | None = None,
-        generator: torch.Generator | None = None,
-        use_cache: bool = True,
-    ) -> Iterator[torch.Tensor]:
-        """Yield the next token of every sequence (B,) as it is sampled; see ``sample.stream``."""
-        return sample.stream(
-            self, idx, max_new_tokens, temperature, top_k, top_p, stop_token, generator, use_cache
-        )

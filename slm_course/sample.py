@@ -15,17 +15,15 @@ import argparse
 import codecs
 import itertools
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
 
+import tiktoken
 import torch
 import torch.nn.functional as F
 
+from slm_course.checkpoint import load_run
+from slm_course.model import GPT
 from slm_course.runtime import eval_mode, pick_device
 
-if TYPE_CHECKING:  # only for type hints: model.py imports this module for GPT.generate
-    import tiktoken
-
-    from slm_course.model import GPT
 
 
 def check_sampling_args(temperature: float, top_k: int | None, top_p: float | None) -> None:
@@ -333,7 +331,6 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as err:
         parser.error(str(err))
 
-    from slm_course.train import load_run  # here, not at the top: train imports model, which imports us
 
     try:
         model, encoding, _ = load_run(args.checkpoint, device=device)

@@ -7,7 +7,7 @@
 One *step* is one optimizer update: ``grad_accum_steps`` micro-batches of ``batch_size`` sequences
 (split across processes under DDP), so ``max_iters``, ``warmup_iters`` and the LR schedule count
 updates, never micro-batches. Everything a run produces lives in its ``out_dir`` (see
-``slm_course.checkpoint``), which is all :func:`load_run` needs to sample from it later.
+``slm_course.checkpoint``), which is all :func:`slm_course.checkpoint.load_run` needs to sample from it later.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
-import hashlib
 import json
 import math
 import os
@@ -29,12 +28,11 @@ import typing
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tiktoken
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
@@ -42,123 +40,14 @@ from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, LRScheduler, S
 from tqdm.auto import tqdm
 
 from slm_course import checkpoint
-from slm_course.config import GPTConfig
-from slm_course.data import get_batch, load_tinystories, load_tokens, prepare
+from slm_course.config import GPTConfig, TrainConfig
+from slm_course.data import get_batch, prepare_run_data
+from slm_course.fileio import atomic_write, write_json
 from slm_course.model import GPT
 from slm_course.runtime import cache_dir, eval_mode, pick_device, resolve_dtype, seed_everything
 from slm_course.runtime import profile as current_profile
-from slm_course.tokenizer import BPETokenizer, encoding_fingerprint, gpt2_encoding, load_encoding
+from slm_course.tokenizer import encoding_fingerprint
 
-DTYPES = ("auto", "float32", "bfloat16", "float16")
-SPLITS = ("train", "validation")
-_BPE_SPEC = re.compile(r"bpe-(\d+)")
-
-
-def _help(text: str) -> Any:
-    return {"help": text}
-
-
-@dataclass
-class TrainConfig:
-    """How to train: data, optimizer, schedule, evaluation, precision and where the run is kept.
-
-    Every field is checked on construction, so a bad value fails here with a message naming it.
-    """
-
-    # data
-    tokenizer: str = field(default="gpt2", metadata=_help(
-        "'gpt2', 'bpe-N' (our BPE with N tokens, trained on the training stories and cached), "
-        "or the path of a saved BPETokenizer"))
-    data_source: str | None = field(default=None, metadata=_help(
-        "where the stories come from (see slm_course.data.load_tinystories; default: the best available)"))
-    max_stories: int | None = field(default=None, metadata=_help("use only the first N stories of each split"))
-    data_dir: str | None = field(default=None, metadata=_help(
-        "a directory already holding train.bin and validation.bin tokenized with `tokenizer` "
-        "(skips loading and tokenizing stories)"))
-    # optimizer and schedule
-    batch_size: int = field(default=32, metadata=_help("sequences per micro-batch (per process)"))
-    grad_accum_steps: int = field(default=1, metadata=_help(
-        "micro-batches per optimizer update, in total over all processes"))
-    max_iters: int = field(default=2000, metadata=_help("optimizer updates in the whole run"))
-    lr: float = field(default=6e-4, metadata=_help("peak learning rate, reached after warmup"))
-    min_lr: float = field(default=6e-5, metadata=_help("learning rate at the end of the cosine decay (<= lr)"))
-    warmup_iters: int = field(default=100, metadata=_help("updates of linear warmup before the cosine decay"))
-    weight_decay: float = field(default=0.1, metadata=_help("AdamW weight decay, applied to 2-D weights only"))
-    betas: tuple[float, float] = field(default=(0.9, 0.95), metadata=_help("AdamW's beta1 and beta2"))
-    grad_clip: float = field(default=1.0, metadata=_help("clip the gradient norm to this (0 = no clipping)"))
-    # evaluation and logging
-    eval_interval: int = field(default=200, metadata=_help("evaluate and save a checkpoint every N updates"))
-    eval_iters: int = field(default=20, metadata=_help("batches per split in each evaluation"))
-    log_interval: int = field(default=10, metadata=_help("log the training loss every N updates"))
-    # hardware and bookkeeping
-    device: str | None = field(default=None, metadata=_help("cpu, cuda or mps (default: the best available)"))
-    dtype: str = field(default="auto", metadata=_help(
-        "auto, float32, bfloat16 or float16 (auto: bf16 on recent GPUs, fp16 on older ones, fp32 on CPU)"))
-    compile: bool = field(default=False, metadata=_help("torch.compile the model (GPU; needs a C++ compiler)"))
-    seed: int = field(default=1337, metadata=_help("seed for initialisation, batches and dropout"))
-    out_dir: str = field(default="runs/default", metadata=_help("run directory: checkpoints, metrics, config"))
-
-    def __post_init__(self) -> None:
-        self.betas = tuple(self.betas)
-        for name in ("batch_size", "grad_accum_steps", "max_iters", "eval_interval", "eval_iters", "log_interval"):
-            _check_int(name, getattr(self, name), minimum=1)
-        _check_int("warmup_iters", self.warmup_iters, minimum=0)
-        _check_int("seed", self.seed, minimum=0)
-        if self.max_stories is not None:
-            _check_int("max_stories", self.max_stories, minimum=1)
-        if self.warmup_iters >= self.max_iters:
-            raise ValueError(
-                f"TrainConfig.warmup_iters ({self.warmup_iters}) must be smaller than TrainConfig.max_iters "
-                f"({self.max_iters}) so that the cosine decay has steps to run; a few percent of max_iters is typical"
-            )
-        if not self.lr > 0:
-            raise ValueError(f"TrainConfig.lr must be positive, got {self.lr!r}")
-        if self.min_lr > self.lr:
-            raise ValueError(
-                f"TrainConfig.min_lr ({self.min_lr:g}) is larger than TrainConfig.lr ({self.lr:g}): the cosine "
-                f"phase would *raise* the learning rate instead of decaying it. This is the seed project's bug "
-                f"(eta_min 5e-4 > lr 1e-4). Set min_lr to about lr / 10."
-            )
-        if self.min_lr < 0 or self.weight_decay < 0 or self.grad_clip < 0:
-            raise ValueError("TrainConfig.min_lr, weight_decay and grad_clip must not be negative")
-        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
-            raise ValueError(f"TrainConfig.betas must be two numbers in [0, 1), got {self.betas!r}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"TrainConfig.dtype must be one of {DTYPES}, got {self.dtype!r}")
-        if not isinstance(self.tokenizer, str) or not self.tokenizer:
-            raise ValueError(f"TrainConfig.tokenizer must be 'gpt2', 'bpe-N' or a file path, got {self.tokenizer!r}")
-        match = _BPE_SPEC.fullmatch(self.tokenizer)
-        if match and int(match.group(1)) <= 256:
-            raise ValueError(
-                f"TrainConfig.tokenizer={self.tokenizer!r}: a BPE vocabulary needs more than the 256 byte "
-                f"tokens (try 'bpe-4096')"
-            )
-        if match and self.data_dir is not None:
-            raise ValueError(
-                f"TrainConfig.tokenizer={self.tokenizer!r} trains a new tokenizer, which can't be the one that "
-                f"tokenized data_dir={self.data_dir!r}: set tokenizer to that tokenizer's file (or 'gpt2')"
-            )
-
-    def to_dict(self) -> dict[str, Any]:
-        values = dataclasses.asdict(self)
-        values["betas"] = list(self.betas)
-        return values
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig field(s) {unknown}; known fields are {sorted(known)}")
-        return cls(**values)
-
-    def replace(self, **changes: Any) -> TrainConfig:
-        return dataclasses.replace(self, **changes)
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"TrainConfig.{name} must be an integer >= {minimum}, got {value!r}")
 
 
 # --- presets -------------------------------------------------------------------------------------
@@ -320,94 +209,6 @@ def estimate_loss(
 
 
 # --- data and tokenizer --------------------------------------------------------------------------
-
-
-@dataclass
-class _Inputs:
-    """What a run trains on: the encoding, its file (None for GPT-2) and the token memmaps."""
-
-    encoding: tiktoken.Encoding
-    tokenizer_file: Path | None
-    tokens: dict[str, np.ndarray]
-    description: dict[str, Any]
-
-
-def _prepare_inputs(config: TrainConfig) -> _Inputs:
-    """Resolve the tokenizer and tokenize the stories, reusing cached results keyed by content."""
-    stories: dict[str, Sequence[str]] = {}
-
-    def load_stories(split: str) -> Sequence[str]:
-        if split not in stories:
-            stories[split] = load_tinystories(split, source=config.data_source, max_stories=config.max_stories)
-        return stories[split]
-
-    encoding, tokenizer_file = _resolve_tokenizer(config.tokenizer, lambda: load_stories("train"))
-    if config.data_dir is not None:
-        data_dir = Path(config.data_dir)
-        paths = {split: data_dir / f"{split}.bin" for split in SPLITS}
-        for path in paths.values():
-            if not path.exists():
-                raise FileNotFoundError(
-                    f"TrainConfig.data_dir has no {path.name} (looked for {path}); make it with "
-                    f"slm_course.data.prepare(stories, encoding, {str(data_dir)!r}, split), or unset data_dir"
-                )
-        for path in paths.values():
-            made_with = json.loads(path.with_suffix(".json").read_text()).get("encoding_fingerprint")
-            if made_with is not None and made_with != encoding_fingerprint(encoding):
-                raise ValueError(
-                    f"{path} was tokenized with another tokenizer than TrainConfig.tokenizer={config.tokenizer!r}; "
-                    f"set tokenizer to the file of the tokenizer that made it"
-                )
-        description = {"data_dir": str(data_dir)}
-    else:
-        # One directory per (tokenizer, stories) pair; prepare() reuses its files when they match.
-        digests = "-".join(_stories_digest(load_stories(split))[:8] for split in SPLITS)
-        data_dir = cache_dir() / "data" / f"{encoding.name}-{encoding_fingerprint(encoding)[:8]}-{digests}"
-        paths = {split: prepare(load_stories(split), encoding, data_dir, split) for split in SPLITS}
-        description = {"source": getattr(load_stories("train"), "source", str(config.data_source)),
-                       "stories": {split: len(load_stories(split)) for split in SPLITS}}
-    tokens = {split: load_tokens(path) for split, path in paths.items()}
-    for split, data in tokens.items():
-        description[f"{split}_tokens"] = len(data)
-    return _Inputs(encoding, tokenizer_file, tokens, description)
-
-
-def _resolve_tokenizer(
-    spec: str, training_stories: Callable[[], Sequence[str]]
-) -> tuple[tiktoken.Encoding, Path | None]:
-    """The encoding for a tokenizer spec, and its file (None for GPT-2, which is built in).
-
-    ``bpe-N`` trains our BPETokenizer with N tokens on the training stories once and caches it in
-    ``cache_dir()/tokenizers/`` under a digest of those stories, so a different corpus gets its own.
-    """
-    if spec == "gpt2":
-        return gpt2_encoding(), None
-    match = _BPE_SPEC.fullmatch(spec)
-    if match:
-        stories = training_stories()
-        vocab_size = int(match.group(1))
-        path = cache_dir() / "tokenizers" / f"bpe-{vocab_size}-{_stories_digest(stories)}.bpe"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-            BPETokenizer.train(list(stories), vocab_size).save(tmp)
-            os.replace(tmp, path)
-        return load_encoding(str(path)), path
-    path = Path(spec)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"TrainConfig.tokenizer={spec!r} is neither 'gpt2', 'bpe-N' nor an existing file; "
-            f"save one with BPETokenizer.save(path) or use 'bpe-4096'"
-        )
-    return load_encoding(str(path)), path
-
-
-def _stories_digest(stories: Sequence[str]) -> str:
-    digest = hashlib.sha256()
-    for story in stories:
-        digest.update(story.encode())
-        digest.update(b"\0")
-    return digest.hexdigest()[:16]
 
 
 # --- distributed ---------------------------------------------------------------------------------
@@ -594,10 +395,10 @@ def _train(
 
     # Rank 0 trains the tokenizer and tokenizes the data; the others then find them cached.
     if process.is_main:
-        inputs = _prepare_inputs(cfg)
+        inputs = prepare_run_data(cfg, model_config.block_size)
     process.barrier()
     if not process.is_main:
-        inputs = _prepare_inputs(cfg)
+        inputs = prepare_run_data(cfg, model_config.block_size)
     if model_config.vocab_size < inputs.encoding.n_vocab:
         raise ValueError(
             f"GPTConfig.vocab_size ({model_config.vocab_size}) is smaller than the tokenizer's "
@@ -618,9 +419,9 @@ def _train(
         _check_same_run(run_dir, saved, run_record)
     process.barrier()  # nobody writes into run_dir before every rank has checked it
     if process.is_main:
-        checkpoint.write_json(run_dir / checkpoint.CONFIG, run_record)
+        write_json(run_dir / checkpoint.CONFIG, run_record)
         if inputs.tokenizer_file is not None:
-            checkpoint.atomic_write(run_dir / run_record["tokenizer"]["file"], inputs.tokenizer_file.read_bytes())
+            atomic_write(run_dir / run_record["tokenizer"]["file"], inputs.tokenizer_file.read_bytes())
 
     # Same seed → same initial weights everywhere (DDP also broadcasts rank 0's at wrap time).
     seed_everything(cfg.seed)
@@ -821,49 +622,6 @@ def _set_rng_states(saved: list[dict[str, torch.Tensor]], batch_rng: torch.Gener
 # --- using finished runs -------------------------------------------------------------------------
 
 
-def is_complete(run_dir: str | Path) -> bool:
-    """True if ``run_dir`` holds a checkpoint of its final step."""
-    run_dir = Path(run_dir)
-    if not checkpoint.has_checkpoint(run_dir) or not (run_dir / checkpoint.CONFIG).exists():
-        return False
-    max_iters = json.loads((run_dir / checkpoint.CONFIG).read_text())["train"]["max_iters"]
-    return int(checkpoint.load_state(run_dir)["step"]) >= max_iters
-
-
-def load_run(run_dir: str | Path, device: str | torch.device | None = None) -> tuple[GPT, tiktoken.Encoding, dict[str, Any]]:
-    """The trained model (in eval mode, on ``device`` or the best available), its tokenizer, and
-    the run's record (``config.json`` plus ``step``, the update the weights come from)."""
-    run_dir = Path(run_dir)
-    config_path = run_dir / checkpoint.CONFIG
-    if not config_path.exists():
-        raise FileNotFoundError(
-            f"no run in {run_dir}: {config_path.name} is missing. Train one with "
-            f"`python -m slm_course.train --preset cpu-quick` or slm_course.train.demo_run()"
-        )
-    record = json.loads(config_path.read_text())
-    missing = [key for key in ("model", "tokenizer") if key not in record]
-    if missing:
-        raise ValueError(f"{config_path} lacks the section(s) {missing}; it was not written by slm_course.train")
-    model = GPT(GPTConfig.from_dict(record["model"]))
-    record["step"] = checkpoint.load_weights(run_dir, model)
-    tokenizer = record["tokenizer"]
-    if tokenizer.get("file"):
-        tokenizer_path = run_dir / tokenizer["file"]
-        if not tokenizer_path.exists():
-            raise FileNotFoundError(f"the run's tokenizer file {tokenizer_path} is missing")
-        encoding = load_encoding(str(tokenizer_path))
-    elif tokenizer.get("spec") == "gpt2":
-        encoding = gpt2_encoding()
-    else:
-        raise ValueError(f"{config_path}: tokenizer {tokenizer!r} names no file in the run and is not 'gpt2'")
-    if encoding.n_vocab > model.config.vocab_size:
-        raise ValueError(
-            f"{config_path}: the tokenizer has {encoding.n_vocab} tokens but model.vocab_size is "
-            f"{model.config.vocab_size}; the run directory mixes files from different runs"
-        )
-    return model.to(pick_device(str(device) if device is not None else None)).eval(), encoding, record
-
-
 def demo_run(
     profile: str | None = None, retrain: bool = False, callback: Callable[[dict[str, Any]], None] | None = None
 ) -> Path:
@@ -885,7 +643,7 @@ def demo_run(
     with _exclusive(run_dir.with_name(run_dir.name + ".lock")):  # two notebooks at once train it once
         if retrain:
             shutil.rmtree(run_dir, ignore_errors=True)
-        if is_complete(run_dir):
+        if checkpoint.is_complete(run_dir):
             try:
                 _check_same_run(run_dir, json.loads((run_dir / checkpoint.CONFIG).read_text()),
                                 {"model": model_config.to_dict(), "train": train_config.to_dict()})

@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 
 from slm_course.model import GPT
 from slm_course.runtime import eval_mode
+from slm_course import sample
 from slm_course.sample import next_token_distribution
 from slm_course.tokenizer import ENDOFTEXT, BPETokenizer
 
@@ -142,7 +143,7 @@ def sampling_playground(
         output.value = "<i>generating…</i>"
         try:
             idx = torch.tensor([ids], dtype=torch.long, device=device)
-            out = model.generate(idx, length.value, **knobs(), stop_token=eot_token, generator=generator)
+            out = sample.generate(model, idx, length.value, **knobs(), stop_token=eot_token, generator=generator)
         finally:
             button.disabled = False
         new_ids = out[0, len(ids) :].tolist()  # a story that ends shows its <|endoftext|>

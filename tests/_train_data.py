@@ -7,7 +7,7 @@ from pathlib import Path
 from slm_course.config import GPTConfig
 from slm_course.data import load_tinystories, prepare
 from slm_course.tokenizer import BPETokenizer
-from slm_course.train import TrainConfig
+from slm_course.config import TrainConfig
 
 VOCAB = 300
 

@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from slm_course import checkpoint
+from slm_course.fileio import atomic_write
 from slm_course.config import GPTConfig
 from slm_course.model import GPT
 
@@ -71,14 +72,14 @@ def test_weights_of_another_step_or_shape_are_refused(tmp_path):
 
 def test_a_failed_atomic_write_leaves_the_old_file_and_no_debris(tmp_path, monkeypatch):
     path = tmp_path / "file.bin"
-    checkpoint.atomic_write(path, b"old contents")
+    atomic_write(path, b"old contents")
 
     def crash(fd):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "fsync", crash)
     with pytest.raises(OSError, match="disk full"):
-        checkpoint.atomic_write(path, b"new contents that never land")
+        atomic_write(path, b"new contents that never land")
     assert path.read_bytes() == b"old contents"
     assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]
 
@@ -90,7 +91,7 @@ def test_recover_discards_an_unfinished_save(tmp_path):
     checkpoint.recover(tmp_path)
     assert assert_consistent(tmp_path) == 1 and len(list(tmp_path.iterdir())) == 2
     # Killed after writing both .next files, before the first rename.
-    checkpoint.atomic_write(tmp_path / (checkpoint.WEIGHTS + checkpoint.PENDING), checkpoint.weights_bytes(model_at(2), 2))
+    atomic_write(tmp_path / (checkpoint.WEIGHTS + checkpoint.PENDING), checkpoint.weights_bytes(model_at(2), 2))
     (tmp_path / (checkpoint.STATE + checkpoint.PENDING)).write_bytes(b"complete or not, it is discarded")
     checkpoint.recover(tmp_path)
     assert assert_consistent(tmp_path) == 1

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from slm_course import sample
 from slm_course.config import GPTConfig
 from slm_course.model import GPT, Block, CausalSelfAttention, LayerNorm
 
@@ -146,7 +147,7 @@ def test_generate_length_and_context_crop(cfg):
     seen_lengths = []
     model.transformer.wte.register_forward_hook(lambda m, inp, out: seen_lengths.append(inp[0].size(1)))
     idx = torch.randint(0, cfg.vocab_size, (2, 5))
-    out = model.generate(idx, max_new_tokens=cfg.block_size + 7, temperature=1.0, top_k=5)
+    out = sample.generate(model, idx, max_new_tokens=cfg.block_size + 7, temperature=1.0, top_k=5)
     assert out.shape == (2, 5 + cfg.block_size + 7)
     assert torch.equal(out[:, :5], idx)
     assert int(out.max()) < cfg.vocab_size

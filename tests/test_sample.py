@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from slm_course import sample
-from slm_course.config import GPTConfig
+from slm_course.config import GPTConfig, TrainConfig
 from slm_course.model import GPT
 from slm_course.sample import (
     decode_stream,
@@ -59,8 +59,8 @@ def test_greedy_with_cache_equals_without_including_past_the_window(name):
     model = make(cfg).train()  # left in train mode on purpose: generation must switch dropout off
     idx = prompts(cfg)
     steps = 2 * cfg.block_size + 3  # fills the window, then slides it
-    cached = model.generate(idx, steps, temperature=0, use_cache=True)
-    recomputed = model.generate(idx, steps, temperature=0, use_cache=False)
+    cached = sample.generate(model, idx, steps, temperature=0, use_cache=True)
+    recomputed = sample.generate(model, idx, steps, temperature=0, use_cache=False)
     assert cached.shape == (3, 5 + steps)
     assert torch.equal(cached, recomputed)
     assert model.training, "generate should restore the model's mode"
@@ -86,10 +86,10 @@ def test_cache_feeds_one_token_per_step_until_the_window_is_full():
     fed = []
     model.transformer.wte.register_forward_hook(lambda module, inputs, out: fed.append(inputs[0].size(1)))
     single_steps = cfg.block_size - 4  # after the prompt, steps whose input still fits the window
-    model.generate(prompts(cfg, length=4), 1 + single_steps + 2, temperature=0)
+    sample.generate(model, prompts(cfg, length=4), 1 + single_steps + 2, temperature=0)
     assert fed == [4] + [1] * single_steps + [cfg.block_size] * 2
     fed.clear()
-    model.generate(prompts(cfg, length=4), 3, temperature=0, use_cache=False)
+    sample.generate(model, prompts(cfg, length=4), 3, temperature=0, use_cache=False)
     assert fed == [4, 5, 6]
 
 
@@ -164,15 +164,15 @@ def test_top_k_1_equals_greedy():
     cfg = CONFIGS["tiny"]
     model = make(cfg)
     idx = prompts(cfg)
-    sampled = model.generate(idx, 20, temperature=1.3, top_k=1, generator=torch.Generator().manual_seed(3))
-    assert torch.equal(sampled, model.generate(idx, 20, temperature=0))
+    sampled = sample.generate(model, idx, 20, temperature=1.3, top_k=1, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(sampled, sample.generate(model, idx, 20, temperature=0))
 
 
 def test_top_p_1_and_no_top_k_equal_plain_temperature_sampling():
     cfg = CONFIGS["4-heads-dropout"]
     model = make(cfg).eval()
     idx = prompts(cfg)
-    out = model.generate(idx, 20, temperature=0.7, top_p=1.0, generator=torch.Generator().manual_seed(5))
+    out = sample.generate(model, idx, 20, temperature=0.7, top_p=1.0, generator=torch.Generator().manual_seed(5))
     reference, generator = idx, torch.Generator().manual_seed(5)
     with torch.no_grad():
         for _ in range(20):
@@ -188,7 +188,7 @@ def test_same_generator_seed_reproduces_a_sample_and_another_seed_does_not():
     idx = prompts(cfg)
 
     def draw(seed):
-        return model.generate(idx, 30, top_k=50, top_p=0.9, generator=torch.Generator().manual_seed(seed))
+        return sample.generate(model, idx, 30, top_k=50, top_p=0.9, generator=torch.Generator().manual_seed(seed))
 
     assert torch.equal(draw(1), draw(1))
     assert not torch.equal(draw(1), draw(2))
@@ -225,9 +225,9 @@ def test_bad_sampling_arguments_are_named(kwargs, message):
     model = make(CONFIGS["tiny"])
     args = dict(max_new_tokens=3) | kwargs
     with pytest.raises(ValueError, match=message):
-        model.generate(prompts(CONFIGS["tiny"]), **args)
+        sample.generate(model, prompts(CONFIGS["tiny"]), **args)
     with pytest.raises(ValueError, match=message):
-        model.stream(prompts(CONFIGS["tiny"]), **args)  # checked at the call, before iterating
+        sample.stream(model, prompts(CONFIGS["tiny"]), **args)  # checked at the call, before iterating
 
 
 @pytest.mark.parametrize("bad_id", [256, -3])
@@ -235,7 +235,7 @@ def test_prompt_ids_outside_the_vocabulary_are_named(bad_id):
     cfg = CONFIGS["tiny"]
     idx = torch.tensor([[1, 2, 3], [4, bad_id, 5]])
     with pytest.raises(ValueError, match=rf"token id {bad_id} is outside the vocabulary \[0, 256\)"):
-        make(cfg).generate(idx, 3)
+        sample.generate(make(cfg), idx, 3)
     with pytest.raises(ValueError, match=rf"token id {bad_id}"):
         next_token_distribution(make(cfg), idx)
 
@@ -244,18 +244,18 @@ def test_prompt_must_be_a_batch_of_integer_ids():
     model = make(CONFIGS["tiny"])
     for bad in (torch.tensor([1, 2, 3]), torch.zeros(1, 3), [[1, 2, 3]]):
         with pytest.raises(ValueError, match=r"\(batch, time\) tensor of integer token ids"):
-            model.generate(bad, 2)
+            sample.generate(model, bad, 2)
 
 
 def test_empty_prompt_starts_from_the_stop_token():
     cfg = CONFIGS["tiny"]
     model = make(cfg)
     empty = torch.zeros(2, 0, dtype=torch.long)
-    out = model.generate(empty, 4, temperature=0, stop_token=255)
+    out = sample.generate(model, empty, 4, temperature=0, stop_token=255)
     assert out.shape[0] == 2 and torch.equal(out[:, 0], torch.tensor([255, 255]))
-    assert torch.equal(out, model.generate(torch.full((2, 1), 255), 4, temperature=0, stop_token=255))
+    assert torch.equal(out, sample.generate(model, torch.full((2, 1), 255), 4, temperature=0, stop_token=255))
     with pytest.raises(ValueError, match="prompt is empty"):
-        model.generate(empty, 4)
+        sample.generate(model, empty, 4)
 
 
 # --- stop tokens, streaming and text: a scripted model makes the expected output exact --------------
@@ -296,9 +296,9 @@ def test_stream_yields_each_step_as_generate_would():
     cfg = CONFIGS["tiny"]
     model = make(cfg)
     idx = prompts(cfg)
-    steps = list(model.stream(idx, 7, top_k=20, generator=torch.Generator().manual_seed(4)))
+    steps = list(sample.stream(model, idx, 7, top_k=20, generator=torch.Generator().manual_seed(4)))
     assert len(steps) == 7 and all(step.shape == (3,) for step in steps)
-    full = model.generate(idx, 7, top_k=20, generator=torch.Generator().manual_seed(4))
+    full = sample.generate(model, idx, 7, top_k=20, generator=torch.Generator().manual_seed(4))
     assert torch.equal(torch.stack(steps, dim=1), full[:, 5:])
 
 
@@ -362,7 +362,7 @@ def run_dir(tmp_path_factory):
     train_module = pytest.importorskip("slm_course.train", reason="slm_course.train not available yet")
     tmp = tmp_path_factory.mktemp("sample-cli")
     model_config = GPTConfig(vocab_size=50257, block_size=16, n_layer=1, n_head=2, n_embd=16, dropout=0.0)
-    train_config = train_module.TrainConfig(
+    train_config = TrainConfig(
         tokenizer="gpt2", data_source="synthetic", max_stories=40, batch_size=2, max_iters=2, warmup_iters=1,
         eval_interval=2, eval_iters=1, device="cpu", out_dir=str(tmp / "run"),
     )
@@ -376,7 +376,7 @@ CLI_ARGS = ["--prompt", "Once upon a time", "--temperature", "0.8", "--top-k", "
 
 
 def test_cli_streams_reproducible_samples_from_a_checkpoint(run_dir, capsys):
-    from slm_course.train import load_run
+    from slm_course.checkpoint import load_run
 
     sample.main(["--checkpoint", str(run_dir), *CLI_ARGS, "--num-samples", "2", "--seed", "3"])
     out = capsys.readouterr().out

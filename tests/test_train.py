@@ -17,15 +17,14 @@ from _train_data import VOCAB, make_tiny_dataset, tiny_configs
 from matplotlib.figure import Figure
 
 from slm_course import checkpoint, train as train_module
+from slm_course import sample
 from slm_course.config import GPTConfig
 from slm_course.model import GPT
 from slm_course.train import (
     PRESETS,
     RunMismatchError,
-    TrainConfig,
     TrainingDiverged,
     estimate_loss,
-    load_run,
     lr_at,
     main,
     make_optimizer,
@@ -34,6 +33,8 @@ from slm_course.train import (
     preset,
     train,
 )
+from slm_course.checkpoint import load_run
+from slm_course.config import TrainConfig
 from slm_course.runtime import resolve_dtype
 from slm_course.viz import LiveLossPlot, plot_losses, plot_lr_schedule
 
@@ -359,7 +360,7 @@ def test_load_run_gives_an_eval_model_its_tokenizer_and_the_record(dataset, tmp_
     assert not model.training and model.config == model_config and info["step"] == 4
     assert encoding.n_vocab == VOCAB and info["train"]["lr"] == train_config.lr
     ids = encoding.encode("Once upon a time")
-    out = model.generate(torch.tensor([ids]), max_new_tokens=5)
+    out = sample.generate(model, torch.tensor([ids]), max_new_tokens=5)
     assert out.shape == (1, len(ids) + 5)
 
 
@@ -381,7 +382,7 @@ def test_load_run_errors_name_the_missing_file_or_bad_field(dataset, tmp_path):
 def test_demo_run_trains_once_then_reuses_the_checkpoint(dataset, tmp_path, monkeypatch):
     monkeypatch.setitem(PRESETS, "lesson", lambda: configs(dataset, "unused", max_iters=4))
     first = train_module.demo_run("quick")
-    assert first == tmp_path / "cache" / "runs" / "demo-quick" and train_module.is_complete(first)
+    assert first == tmp_path / "cache" / "runs" / "demo-quick" and checkpoint.is_complete(first)
 
     def no_training(*args, **kwargs):
         raise AssertionError("demo_run retrained a complete run")
@@ -392,7 +393,7 @@ def test_demo_run_trains_once_then_reuses_the_checkpoint(dataset, tmp_path, monk
     # A preset changed since the cached run was made (e.g. by an update of the course): train again.
     monkeypatch.setitem(PRESETS, "lesson", lambda: configs(dataset, "unused", max_iters=4, lr=5e-3))
     assert train_module.demo_run("quick") == first
-    assert json.loads((first / "config.json").read_text())["train"]["lr"] == 5e-3 and train_module.is_complete(first)
+    assert json.loads((first / "config.json").read_text())["train"]["lr"] == 5e-3 and checkpoint.is_complete(first)
 
 
 def test_demo_run_retrains_when_the_data_source_changes(dataset, tmp_path, monkeypatch, capsys):
