@@ -18,6 +18,26 @@ import torch.nn.functional as F
 from slm_course.config import GPTConfig
 
 
+def check_token_ids(ids: torch.Tensor, vocab_size: int, where: str = "the input") -> None:
+    """Raise a ValueError if any id in ``ids`` is outside ``[0, vocab_size)``, naming ``where``.
+
+    An id past the embedding table fails deep inside torch (or, on a GPU, as an asynchronous
+    device assert); the usual cause is data tokenized by another tokenizer, so the message says so.
+
+    Example: ``check_token_ids(torch.tensor([[1, 2, 9]]), 8)`` -> ValueError "token id 9 is outside
+    the vocabulary [0, 8) in the input; ..."
+    """
+    if ids.numel() == 0:
+        return
+    lo, hi = int(ids.min()), int(ids.max())
+    if lo < 0 or hi >= vocab_size:
+        bad = lo if lo < 0 else hi
+        raise ValueError(
+            f"token id {bad} is outside the vocabulary [0, {vocab_size}) in {where}; "
+            f"was it tokenized with a different tokenizer than GPTConfig.vocab_size assumes?"
+        )
+
+
 class LayerNorm(nn.Module):
     """LayerNorm with an optional bias (PyTorch's ``nn.LayerNorm`` can't drop just the bias)."""
 
@@ -239,6 +259,12 @@ class GPT(nn.Module):
         return 6 * n + 12 * cfg.n_layer * cfg.n_embd * T
 
     def _check_input(self, idx: torch.Tensor) -> None:
+        """Shape checks always; id checks only on the CPU, where they cost no device sync.
+
+        On a GPU, reading ``idx.min()`` back would stall every forward until the GPU catches up,
+        so there ids are checked where data enters instead (the tokenized data, the first
+        batch of a run, the sampler's prompt), all through :func:`check_token_ids`.
+        """
         if idx.dim() != 2:
             raise ValueError(f"idx must be a (batch, time) tensor of token ids, got shape {tuple(idx.shape)}")
         T = idx.size(1)
@@ -247,15 +273,8 @@ class GPT(nn.Module):
                 f"sequence length {T} exceeds GPTConfig.block_size={self.config.block_size}; "
                 f"crop the input to its last {self.config.block_size} tokens"
             )
-        if torch.compiler.is_compiling() or idx.numel() == 0:
-            return  # data-dependent checks would break the compiled graph
-        lo, hi = int(idx.min()), int(idx.max())
-        if lo < 0 or hi >= self.config.vocab_size:
-            bad = lo if lo < 0 else hi
-            raise ValueError(
-                f"token id {bad} is outside the vocabulary [0, {self.config.vocab_size}); "
-                f"was the data tokenized with a different tokenizer than GPTConfig.vocab_size assumes?"
-            )
+        if idx.device.type == "cpu" and not torch.compiler.is_compiling():
+            check_token_ids(idx, self.config.vocab_size)
 
     def forward(
         self, idx: torch.Tensor, targets: torch.Tensor | None = None

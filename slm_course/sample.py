@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from slm_course.checkpoint import load_run
-from slm_course.model import GPT
+from slm_course.model import GPT, check_token_ids
 from slm_course.runtime import eval_mode, pick_device
 
 
@@ -53,6 +53,10 @@ def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
     arbitrarily) and set the rest to -inf, so that softmax gives them probability 0. A k above the
     vocabulary keeps everything."""
     check_sampling_args(1.0, k, None)
+    return _top_k(logits, k)
+
+
+def _top_k(logits: torch.Tensor, k: int) -> torch.Tensor:
     top = torch.topk(logits, min(k, logits.size(-1)), dim=-1)
     return torch.full_like(logits, float("-inf")).scatter(-1, top.indices, top.values)
 
@@ -62,8 +66,15 @@ def top_p_filter(probs: torch.Tensor, p: float) -> torch.Tensor:
     ``p``, zero the rest, and renormalise each row to sum to 1. ``p = 1`` keeps every token.
 
     Unlike top-k, the number kept adapts: a few tokens when the model is sure, many when it isn't.
+
+    Example: probs ``[0.5, 0.3, 0.15, 0.05]``, p = 0.75 -> ``[0.625, 0.375, 0, 0]`` (0.5 alone is
+    short of 0.75; 0.5 + 0.3 reaches it, so the two are kept and renormalised)
     """
     check_sampling_args(1.0, None, p)
+    return _top_p(probs, p)
+
+
+def _top_p(probs: torch.Tensor, p: float) -> torch.Tensor:
     if p == 1:
         return probs
     sorted_probs, order = probs.sort(dim=-1, descending=True)
@@ -82,13 +93,18 @@ def logits_to_probs(
     Temperature 0 gives all the probability to the most likely token (greedy).
     """
     check_sampling_args(temperature, top_k, top_p)
+    return _probs(logits, temperature, top_k, top_p)
+
+
+def _probs(logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None) -> torch.Tensor:
+    """``logits_to_probs`` without the argument checks, for callers that checked them once."""
     if temperature == 0:
         return F.one_hot(logits.argmax(dim=-1), logits.size(-1)).to(logits.dtype)
-    logits = apply_temperature(logits, temperature)
+    logits = logits / temperature
     if top_k is not None:
-        logits = top_k_filter(logits, top_k)
+        logits = _top_k(logits, top_k)
     probs = F.softmax(logits, dim=-1)
-    return probs if top_p is None else top_p_filter(probs, top_p)
+    return probs if top_p is None else _top_p(probs, top_p)
 
 
 def sample_next_token(
@@ -101,9 +117,16 @@ def sample_next_token(
     """Draw one token id per row of logits (B, vocab_size) -> (B,). Temperature 0 is greedy and
     draws nothing from the generator."""
     check_sampling_args(temperature, top_k, top_p)
+    return _draw(logits, temperature, top_k, top_p, generator)
+
+
+def _draw(
+    logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None, generator: torch.Generator | None
+) -> torch.Tensor:
+    """``sample_next_token`` without the argument checks: the sampling loop checked them once."""
     if temperature == 0:
         return logits.argmax(dim=-1)
-    probs = logits_to_probs(logits, temperature, top_k, top_p)
+    probs = _probs(logits, temperature, top_k, top_p)
     return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)
 
 
@@ -116,7 +139,7 @@ def next_token_distribution(
     idx = _check_prompt(model, idx)
     with eval_mode(model):
         logits = model.next_token_logits(idx)
-    return logits_to_probs(logits.float(), temperature, top_k, top_p)
+    return _probs(logits.float(), temperature, top_k, top_p)
 
 
 def stream(
@@ -182,7 +205,7 @@ def _stream_tokens(
         finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
         for _ in range(max_new_tokens):
             logits = model.next_token_logits(idx, kv_cache)
-            token = sample_next_token(logits.float(), **sampling)
+            token = _draw(logits.float(), **sampling)
             if stop_token is not None:
                 token = token.masked_fill(finished, stop_token)
                 finished |= token == stop_token
@@ -217,13 +240,7 @@ def _check_prompt(model: GPT, idx: torch.Tensor) -> torch.Tensor:
     if not torch.is_tensor(idx) or idx.dim() != 2 or idx.is_floating_point() or idx.is_complex():
         shape = tuple(idx.shape) if torch.is_tensor(idx) else type(idx).__name__
         raise ValueError(f"idx must be a (batch, time) tensor of integer token ids, got {shape}")
-    vocab_size = model.config.vocab_size
-    outside = idx[(idx < 0) | (idx >= vocab_size)]
-    if outside.numel():
-        raise ValueError(
-            f"token id {int(outside[0])} is outside the vocabulary [0, {vocab_size}); "
-            f"was the prompt encoded with a different tokenizer than the model was trained with?"
-        )
+    check_token_ids(idx, model.config.vocab_size, where="the prompt")
     return idx.long()
 
 

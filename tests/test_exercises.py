@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from slm_course import exercises as ex
+from slm_course.lessons import exercises as ex
 
 
 def verdict(capsys: pytest.CaptureFixture[str], checker, answer) -> str:

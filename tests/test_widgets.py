@@ -17,7 +17,7 @@ import torch
 from slm_course.config import GPTConfig
 from slm_course.model import GPT
 from slm_course.tokenizer import BPETokenizer, gpt2_encoding
-from slm_course.widgets import attention_explorer, sampling_playground, tokenizer_explorer
+from slm_course.lessons.widgets import attention_explorer, sampling_playground, tokenizer_explorer
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TEXT = "Once upon a time there was a little girl named Lily."
