@@ -530,7 +530,10 @@ def _load_hf(transformers: ModuleType, source: str | os.PathLike) -> GPT2LMHeadM
     transformers fills a parameter missing from the weights file with random numbers and only logs
     it; here it is an error naming the parameters, as is a parameter of the wrong shape.
     """
-    hf_config = transformers.AutoConfig.from_pretrained(source)
+    try:
+        hf_config = transformers.AutoConfig.from_pretrained(source)
+    except OSError as err:  # transformers' message names neither the directory nor the hub name
+        raise OSError(f"can't load a model from {str(source)!r}: {err}") from err
     gpt_config_from_hf(hf_config)  # refuse an inexpressible model before reading its weights
     hf_model, info = transformers.GPT2LMHeadModel.from_pretrained(
         source, config=hf_config, output_loading_info=True, ignore_mismatched_sizes=True

@@ -13,9 +13,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-os.environ["HF_HUB_OFFLINE"] = "1"  # set before transformers is imported: it reads these once
-os.environ["TRANSFORMERS_OFFLINE"] = "1"
-
 import pytest
 import tiktoken
 import torch
@@ -33,6 +30,22 @@ from slm_course.tokenizer import ENDOFTEXT, GPT4_PATTERN, BPETokenizer, gpt2_enc
 
 TOLERANCE = 1e-5  # max abs logit difference allowed in fp32 (the issue's bar)
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module", autouse=True)
+def offline():
+    """Nothing here may reach the hub: every model is built from a config and read from a directory.
+
+    HF_HUB_OFFLINE covers subprocesses; huggingface_hub read it once, at import, into the flag its
+    HTTP layer checks, so that flag is set too. Both are restored afterwards: other test modules
+    (tests/test_data.py's hub tests) must see the settings they started with.
+    """
+    import huggingface_hub.constants
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        patch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -320,6 +333,11 @@ def test_import_refuses_other_architectures_and_objects(tmp_path):
         export.import_hf(tmp_path / "llama")
     with pytest.raises(TypeError, match="not OrderedDict"):
         export.import_hf(random_gpt2().state_dict())
+
+
+def test_a_hub_name_that_is_not_cached_fails_at_once_offline():
+    with pytest.raises(OSError, match="can't load a model from 'slm-course/no-such-model'"):
+        export.import_hf("slm-course/no-such-model")
 
 
 def tampered_dir(tmp_path: Path, tamper) -> Path:
