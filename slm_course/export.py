@@ -13,7 +13,7 @@ nanoGPT's naming), so each direction is a weight mapping plus checks that nothin
   transformers computes what we compute. An import of a tanh-GELU model puts
   ``nn.GELU(approximate="tanh")`` into each of our MLPs, so we compute what it computes. GPTConfig
   has no field for the activation, so that choice lives in the modules: a model saved with
-  ``checkpoint.save`` and loaded back has the exact GELU again (a difference of ~1e-3 per activation).
+  ``checkpoint.save`` and loaded back has the exact GELU again (which differs by at most 5e-4).
 * The tokenizer: a tiktoken encoding is a table of token bytes -> rank and a pre-tokenization
   regex, while transformers' BPE wants the merges (see :func:`merges_from_ranks`). The exported
   tokenizer splits text with our own regex (not the GPT-2 regex built into transformers' ByteLevel
