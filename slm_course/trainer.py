@@ -291,20 +291,20 @@ def _log_train(state: _RunState, process: Process, scaler: torch.amp.GradScaler,
     state.new_window(state.window_loss.device)
 
 
-def _check_token_ids(x: torch.Tensor, y: torch.Tensor, n_vocab: int, cfg: TrainConfig) -> None:
-    """Fail clearly if a batch holds ids the tokenizer cannot have made (data from another tokenizer).
+def _check_token_ids(tokens: dict[str, np.ndarray], n_vocab: int, cfg: TrainConfig) -> None:
+    """Fail clearly if the data holds ids the tokenizer cannot have made (data from another tokenizer).
 
-    The loop runs this on its first batch only: reading ids back from the device at every
-    forward pass would stall a GPU once per micro-batch.
+    Checked once per run, on the host, before anything draws a batch: checking on the device at
+    every forward pass would stall a GPU once per micro-batch.
     """
-    ids = torch.cat([x[:, :1], y], dim=1)  # every token of the windows
-    lo, hi = int(ids.min()), int(ids.max())
-    if lo < 0 or hi >= n_vocab:
-        raise ValueError(
-            f"the training data holds token id {lo if lo < 0 else hi}, outside the {n_vocab} ids of "
-            f"TrainConfig.tokenizer={cfg.tokenizer!r}: it was tokenized with another tokenizer. Tokenize it "
-            f"again with this one (or unset TrainConfig.data_dir to let the run prepare its own data)"
-        )
+    for split, ids in tokens.items():
+        highest = int(ids.max())
+        if highest >= n_vocab:
+            raise ValueError(
+                f"the {split} data holds token id {highest}, outside the {n_vocab} ids of "
+                f"TrainConfig.tokenizer={cfg.tokenizer!r}: it was tokenized with another tokenizer. Tokenize "
+                f"it again with this one (or unset TrainConfig.data_dir to let the run prepare its own data)"
+            )
 
 
 # --- the training loop ---------------------------------------------------------------------------
@@ -346,6 +346,7 @@ def train_model(
                 f"GPTConfig.vocab_size ({model_config.vocab_size}) is smaller than the tokenizer's {n_vocab} "
                 f"tokens ({cfg.tokenizer!r}); set vocab_size to at least {n_vocab}"
             )
+        _check_token_ids(data.tokens, n_vocab, cfg)
         token_bytes = torch.as_tensor(token_byte_lengths(data.encoding), device=process.device)
 
         # config.json: a resumed run must be the same run; nobody writes before every rank checked
@@ -402,7 +403,6 @@ def train_model(
             compute_model = DistributedDataParallel(compute_model, device_ids=[device.index] if device.type == "cuda" else None)
         micro_steps = cfg.grad_accum_steps // process.world_size
         tokens_per_step = cfg.batch_size * model_config.block_size * cfg.grad_accum_steps
-        first_step = state.step
         interrupt = _InterruptFlag(verbose)
         reporter = _Reporter(run_dir, process.is_main, verbose, callback, interrupt)
         if resuming:
@@ -422,11 +422,9 @@ def train_model(
             while state.step < cfg.max_iters:
                 lr = optimizer.param_groups[0]["lr"]
                 for micro in range(micro_steps):
-                    # batch: random windows from this rank's stream (ids checked once, on the first)
+                    # batch: random windows from this rank's stream
                     x, y = get_batch(data.tokens["train"], cfg.batch_size, model_config.block_size, device,
                                      generator=batch_rng)
-                    if state.step == first_step and micro == 0:
-                        _check_token_ids(x, y, n_vocab, cfg)
                     # forward under autocast; DDP all-reduces gradients only on the last micro-batch's backward
                     no_sync = micro < micro_steps - 1 and process.world_size > 1
                     with compute_model.no_sync() if no_sync else nullcontext():
