@@ -5,15 +5,19 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from _train_data import VOCAB, make_tiny_dataset, tiny_configs
+import torch.nn.functional as F
+from _train_data import VOCAB, make_tiny_dataset, tiny_configs, tokenize_synthetic
 from matplotlib.figure import Figure
 
 from slm_course import checkpoint, sample
@@ -22,7 +26,7 @@ from slm_course.config import GPTConfig, TrainConfig
 from slm_course.lessons import demo
 from slm_course.lessons.viz import LiveLossPlot, plot_losses, plot_lr_schedule
 from slm_course.model import GPT
-from slm_course.optim import lr_at, make_optimizer, make_scheduler, optimizer_step
+from slm_course.optim import lr_at, make_optimizer, make_scheduler, optimizer_step, schedule_counts_skipped_updates
 from slm_course.presets import PRESETS, preset
 from slm_course.runtime import resolve_dtype
 from slm_course.tokenizer import load_encoding, token_byte_lengths
@@ -30,6 +34,7 @@ from slm_course.train import main
 from slm_course.trainer import RunMismatchError, TrainingDiverged, estimate_loss, train_model
 
 REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +89,12 @@ def test_presets_are_valid_and_the_seed_preset_keeps_the_seeds_budget():
         preset("cpu_quick")
 
 
+def test_presets_hand_out_copies():
+    preset("lesson")[1].lr = 1.0
+    preset("lesson")[0].n_layer = 9
+    assert preset("lesson")[1].lr == 3e-3 and preset("lesson")[0].n_layer == 2
+
+
 # --- optimizer and schedule -----------------------------------------------------------------------
 
 
@@ -117,6 +128,18 @@ def test_weight_decay_applies_to_2d_weights_only():
     assert decayed["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0
     assert all(p.dim() == 2 for p in decayed["params"]) and all(p.dim() == 1 for p in plain["params"])
     assert len(decayed["params"]) + len(plain["params"]) == len(list(model.parameters()))
+
+
+def test_a_skipped_first_update_steps_the_schedule_silently_but_other_warnings_still_show():
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    scheduler = make_scheduler(optimizer, TrainConfig(warmup_iters=2, max_iters=10))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with schedule_counts_skipped_updates():
+            scheduler.step()  # as after a first update GradScaler skipped: optimizer.step never ran
+            warnings.warn("another warning", UserWarning)
+        scheduler.step()  # outside the block torch's warnings are back (here: no warning is due)
+    assert [str(w.message) for w in caught] == ["another warning"]
 
 
 # --- mixed precision ------------------------------------------------------------------------------
@@ -190,6 +213,56 @@ def test_estimate_loss_uses_the_same_batches_and_restores_train_mode(dataset):
     assert first != estimate_loss(model, splits, batch_size=4, eval_iters=3, token_bytes=token_bytes, seed=6)
     assert set(first) == {"train", "validation"} and all(
         math.isfinite(v.nats_per_token) and math.isfinite(v.bits_per_byte) for v in first.values())
+
+
+class FixedDistribution(torch.nn.Module):
+    """A stand-in model that predicts the same known distribution at every position."""
+
+    def __init__(self, probabilities):
+        super().__init__()
+        self.config = GPTConfig(vocab_size=len(probabilities), block_size=4, n_layer=1, n_head=1, n_embd=4)
+        self.log_p = torch.nn.Parameter(torch.tensor(probabilities).log())
+
+    def forward(self, idx, targets):
+        logits = self.log_p.expand(*idx.shape, -1)
+        return logits, F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+
+
+def test_bits_per_byte_divides_the_text_tokens_nats_by_their_bytes_and_ln2():
+    # Tokens 0, 1, 2 stand for 2, 1 and 4 bytes of text; token 3 is <|endoftext|>, no text at all.
+    token_bytes = np.array([2, 1, 4, 0])
+    model = FixedDistribution([0.5, 0.25, 0.125, 0.125])  # -ln p = (1, 2, 3, 3) x ln 2 nats
+    data = np.tile(np.arange(4, dtype=np.uint16), 50)  # any 4 consecutive targets hold each token once
+    loss = estimate_loss(model, {"validation": data}, batch_size=3, eval_iters=2, token_bytes=token_bytes)["validation"]
+    # Per window: (1 + 2 + 3 + 3) ln 2 nats over 4 tokens; the text's (1 + 2 + 3) ln 2 nats over 2 + 1 + 4 bytes.
+    assert loss.nats_per_token == pytest.approx(9 / 4 * math.log(2))
+    assert loss.bits_per_byte == pytest.approx(6 / 7)
+
+
+def test_evaluations_record_and_print_bits_per_byte(dataset, tmp_path, capsys):
+    model_config, train_config = configs(dataset, tmp_path / "run", max_iters=4)
+    run_dir = train_model(model_config, train_config, verbose=True)
+    evals = records(run_dir, "eval")
+    assert [r["step"] for r in evals] == [0, 4]
+    for record in evals:
+        assert 0 < record["val_bpb"] < record["val_loss"] / math.log(2)  # more than 1 byte per token
+        assert math.isfinite(record["train_bpb"])
+    out = capsys.readouterr().out
+    assert f"val loss {evals[-1]['val_loss']:.4f} ({evals[-1]['val_bpb']:.3f} bits/byte)" in out
+    best = min(evals, key=lambda r: r["val_loss"])
+    assert f"best validation loss {best['val_loss']:.4f} ({best['val_bpb']:.3f} bits/byte)" in out
+    assert checkpoint.load_state(run_dir)["best_val_bpb"] == best["val_bpb"]
+
+
+def test_data_from_another_tokenizer_is_caught_before_any_batch(dataset, tmp_path):
+    data_dir = tmp_path / "data"
+    shutil.copytree(dataset[0], data_dir)
+    tokens = np.memmap(data_dir / "train.bin", dtype=np.uint16, mode="r+")
+    tokens[:] = 1000  # ids a 300-token vocabulary cannot have made
+    tokens.flush()
+    model_config, train_config = configs(dataset, tmp_path / "run", data_dir=str(data_dir), vocab_size=2000)
+    with pytest.raises(ValueError, match=f"train data holds token id 1000, outside the {VOCAB} ids of TrainConfig.tokenizer"):
+        train_model(model_config, train_config, verbose=False)
 
 
 # --- resume, divergence, interruption -------------------------------------------------------------
@@ -334,6 +407,23 @@ def test_missing_data_files_are_named(tmp_path, dataset):
         train_model(model_config, train_config, verbose=False)
 
 
+def test_a_run_written_before_the_split_loads_and_resumes(tmp_path, monkeypatch):
+    """tests/fixtures/old-run was written by the old train.train (see tests/fixtures/README.md)."""
+    shutil.copytree(FIXTURES / "old-run", tmp_path / "old-run")
+    monkeypatch.chdir(tmp_path)  # its config names the tokenizer and the data by relative paths
+    model, encoding, record = load_run("old-run", device="cpu")
+    assert record["step"] == 2 and encoding.n_vocab == 260 and model.config.n_embd == 8
+    tokenize_synthetic(encoding, "data", {"train": 60, "validation": 20})
+    before = checkpoint.read_metrics("old-run")
+    run_dir = train_model(GPTConfig.from_dict(record["model"]), TrainConfig(**record["train"]), resume=True,
+                          verbose=False)
+    after = checkpoint.read_metrics(run_dir)
+    assert after[: len(before)] == before and [r["step"] for r in after[len(before):]] == [3, 4, 4]
+    assert "val_bpb" not in before[-1] and "val_bpb" in after[-1]
+    assert checkpoint.is_complete(run_dir) and checkpoint.load_state(run_dir)["step"] == 4
+    assert isinstance(plot_losses(run_dir), Figure)  # some evaluations without bits/byte, some with
+
+
 # --- using a finished run -------------------------------------------------------------------------
 
 
@@ -460,6 +550,17 @@ def test_plots_draw_the_logged_losses_and_the_schedule(dataset, tmp_path):
     assert isinstance(live.figure(), Figure)
     with pytest.raises(FileNotFoundError, match="metrics.jsonl"):
         plot_losses(tmp_path / "empty")
+
+
+def test_the_loss_plot_shows_validation_bits_per_byte_on_a_second_axis(dataset, tmp_path):
+    model_config, train_config = configs(dataset, tmp_path / "run", max_iters=4)
+    run_dir = train_model(model_config, train_config, verbose=False)
+    fig = plot_losses(run_dir)
+    assert len(fig.axes) == 2 and "bits per byte" in fig.axes[1].get_ylabel()
+    (line,) = fig.axes[1].get_lines()
+    assert list(line.get_ydata()) == [r["val_bpb"] for r in records(run_dir, "eval")]
+    legend = [text.get_text() for text in fig.axes[1].get_legend().get_texts()]
+    assert "validation" in legend and any("bits/byte" in label for label in legend)
 
 
 # --- GPU (skipped without CUDA) -------------------------------------------------------------------
