@@ -134,7 +134,8 @@ def check_same_run(run_dir: Path, saved: dict[str, Any], wanted: dict[str, Any])
             if section == "train" and name in RESUMABLE_CHANGES:
                 continue
             if old.get(name) != new.get(name):
-                differences.append(f"{section}.{name}: checkpoint has {old.get(name)!r}, config asks for {new.get(name)!r}")
+                differences.append(
+                    f"{section}.{name}: checkpoint has {old.get(name)!r}, config asks for {new.get(name)!r}")
     if differences:
         raise RunMismatchError(
             f"the checkpoint in {run_dir} does not match the config:\n  " + "\n  ".join(differences)
@@ -228,8 +229,8 @@ class _Reporter:
 
 @dataclass
 class _RunState:
-    """Everything the loop changes. The first five fields go into every checkpoint; the window
-    fields sum up the updates since the last training log line."""
+    """Everything the loop changes: the counters every checkpoint keeps, then a window that sums up
+    the updates since the last training log line."""
 
     step: int = 0  # optimizer updates done
     best_val_loss: float = math.inf
@@ -245,6 +246,11 @@ class _RunState:
         self.window_loss = torch.zeros((), device=device)
         self.window_batches, self.window_steps, self.window_seconds = 0, 0, 0.0
 
+    def counters(self) -> dict[str, Any]:
+        """The fields that go into ``state.pt`` (``best_val_bpb`` is absent from runs made before it)."""
+        return {"step": self.step, "best_val_loss": self.best_val_loss, "best_val_bpb": self.best_val_bpb,
+                "skipped_steps": self.skipped_steps, "train_seconds": self.train_seconds}
+
 
 def _evaluate(model: torch.nn.Module, data: RunData, token_bytes: torch.Tensor, cfg: TrainConfig, autocast: Any,
               state: _RunState, lr: float, tokens_per_step: int, reporter: _Reporter) -> None:
@@ -254,15 +260,15 @@ def _evaluate(model: torch.nn.Module, data: RunData, token_bytes: torch.Tensor, 
     train, val = losses["train"], losses["validation"]
     if not all(math.isfinite(v.nats_per_token) for v in losses.values()):
         raise TrainingDiverged(
-            f"the evaluation loss is {({k: v.nats_per_token for k, v in losses.items()})} at step {state.step}: the "
-            f"weights have diverged. Stopped without saving; the last good checkpoint is still in {reporter.run_dir}. "
-            f"Try a lower lr or warmup_iters longer."
+            f"the evaluation loss is {({k: v.nats_per_token for k, v in losses.items()})} at step {state.step}: "
+            f"the weights have diverged. Stopped without saving; the last good checkpoint is still in "
+            f"{reporter.run_dir}. Try a lower lr or warmup_iters longer."
         )
     if val.nats_per_token < state.best_val_loss:
         state.best_val_loss, state.best_val_bpb = val.nats_per_token, val.bits_per_byte
-    reporter.emit({"kind": "eval", "step": state.step, "train_loss": train.nats_per_token, "val_loss": val.nats_per_token,
-                   "train_bpb": train.bits_per_byte, "val_bpb": val.bits_per_byte, "lr": lr,
-                   "tokens": state.step * tokens_per_step, "train_seconds": state.train_seconds})
+    reporter.emit({"kind": "eval", "step": state.step, "train_loss": train.nats_per_token,
+                   "val_loss": val.nats_per_token, "train_bpb": train.bits_per_byte, "val_bpb": val.bits_per_byte,
+                   "lr": lr, "tokens": state.step * tokens_per_step, "train_seconds": state.train_seconds})
     reporter.say(f"step {state.step}: train loss {train.nats_per_token:.4f} ({train.bits_per_byte:.3f} bits/byte), "
                  f"val loss {val.nats_per_token:.4f} ({val.bits_per_byte:.3f} bits/byte)")
 
@@ -381,7 +387,7 @@ def train_model(
         if resuming:
             saved = checkpoint.load_state(run_dir)
             state = _RunState(step=int(saved["step"]), best_val_loss=float(saved["best_val_loss"]),
-                              best_val_bpb=float(saved.get("best_val_bpb", math.nan)),  # absent before bits/byte
+                              best_val_bpb=float(saved.get("best_val_bpb", math.nan)),
                               skipped_steps=int(saved["skipped_steps"]), train_seconds=float(saved["train_seconds"]))
             checkpoint.load_weights(run_dir, model, step=state.step)
             optimizer.load_state_dict(saved["optimizer"])
@@ -400,7 +406,8 @@ def train_model(
         compute_model: torch.nn.Module = torch.compile(model) if cfg.compile else model
         eval_model = compute_model  # DDP's wrapper is only for computing gradients
         if process.world_size > 1:
-            compute_model = DistributedDataParallel(compute_model, device_ids=[device.index] if device.type == "cuda" else None)
+            device_ids = [device.index] if device.type == "cuda" else None
+            compute_model = DistributedDataParallel(compute_model, device_ids=device_ids)
         micro_steps = cfg.grad_accum_steps // process.world_size
         tokens_per_step = cfg.batch_size * model_config.block_size * cfg.grad_accum_steps
         interrupt = _InterruptFlag(verbose)
@@ -412,7 +419,8 @@ def train_model(
                      f"{cfg.max_iters} updates; checkpoints and metrics go to {run_dir}/")
 
         compute_model.train()
-        progress = tqdm(total=cfg.max_iters, initial=state.step, desc="training", dynamic_ncols=True, disable=not verbose)
+        progress = tqdm(total=cfg.max_iters, initial=state.step, desc="training", dynamic_ncols=True,
+                        disable=not verbose)
         with progress, interrupt, schedule_counts_skipped_updates():
             # evaluate before training: a fresh model's loss is about ln(vocab_size)
             if state.step == 0:
@@ -462,12 +470,9 @@ def train_model(
                 if is_eval or stop:
                     rng_states = gather_rng_states(process, batch_rng)
                     if process.is_main:
-                        checkpoint.save(run_dir, model, {
-                            "step": state.step, "best_val_loss": state.best_val_loss, "best_val_bpb": state.best_val_bpb,
-                            "skipped_steps": state.skipped_steps, "train_seconds": state.train_seconds,
-                            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                            "scaler": scaler.state_dict(), "rng": rng_states,
-                        })
+                        checkpoint.save(run_dir, model, {**state.counters(), "optimizer": optimizer.state_dict(),
+                                                         "scheduler": scheduler.state_dict(),
+                                                         "scaler": scaler.state_dict(), "rng": rng_states})
                     process.barrier()
                 if stop:
                     reporter.say(f"interrupted at step {state.step}: checkpoint saved in {run_dir}; resume=True "
