@@ -6,8 +6,9 @@
 
 Every field of GPTConfig and TrainConfig is an option (``--lr 3e-4``, ``--n_layer 6``); options
 left out keep the preset's value. The loop itself is :func:`slm_course.trainer.train_model`.
-Exit status: 0 when the run finished, 1 for an error in the configs or the run, 2 for a bad
-command line, 130 after Ctrl-C (with a checkpoint saved to resume from).
+Exit status: 0 when the run finished, 2 for a bad option or config value (argparse's usage
+error), 1 for an error found while running (data, checkpoint, divergence), 130 after Ctrl-C
+(with a checkpoint saved to resume from).
 """
 
 from __future__ import annotations

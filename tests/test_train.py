@@ -530,6 +530,15 @@ def test_cli_trains_and_prints_where_everything_went(dataset, tmp_path, capsys):
     assert saved["betas"] == [0.8, 0.9] and saved["max_stories"] is None and saved["lr"] == preset("lesson")[1].lr
 
 
+def test_cli_error_during_the_run_exits_1_naming_it(dataset, tmp_path, capsys):
+    _, tokenizer = dataset
+    status = main(["--preset", "lesson", "--tokenizer", str(tokenizer), "--data_dir", str(tmp_path / "nowhere"),
+                   "--vocab_size", str(VOCAB), "--device", "cpu", "--out_dir", str(tmp_path / "run")])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "train.bin" in err
+
+
 # --- plots ----------------------------------------------------------------------------------------
 
 
