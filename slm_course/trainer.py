@@ -277,8 +277,9 @@ def _log_train(state: _RunState, process: Process, scaler: torch.amp.GradScaler,
                reporter: _Reporter, progress: tqdm) -> None:
     """Record the mean training loss since the last log line, then start a new window.
 
-    Reading the loss back from the device is the loop's only host-device sync, so it happens
-    here, every ``log_interval`` updates, and not at every update.
+    Reading the loss back from the device waits for the device to finish its queued work, so it
+    happens here, every ``log_interval`` updates, never at every update. (With fp16 the loss
+    scale is also read at every update: see :func:`slm_course.optim.optimizer_step`.)
     """
     loss = process.mean(state.window_loss / max(state.window_batches, 1)).item()
     if not math.isfinite(loss):
