@@ -27,6 +27,7 @@ from slm_course.fileio import write_json
 from slm_course.model import GPT
 from slm_course.runtime import shared_data_dir
 from slm_course.tokenizer import ENDOFTEXT, GPT4_PATTERN, BPETokenizer, gpt2_encoding
+from slm_course.trainer import train_model
 
 TOLERANCE = 1e-5  # max abs logit difference allowed in fp32 (the issue's bar)
 REPO = Path(__file__).resolve().parent.parent
@@ -48,22 +49,12 @@ def offline():
         yield
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy machine they slow everything."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # --- runs to export --------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def train_run(tmp_path_factory):
     """A function that trains a two-step run with a tiny model and returns its directory."""
-    train = pytest.importorskip("slm_course.train", reason="slm_course.train not available yet").train
     tmp = tmp_path_factory.mktemp("export-runs")
 
     def run(name: str, tokenizer: str, vocab_size: int) -> Path:
@@ -74,7 +65,7 @@ def train_run(tmp_path_factory):
         )
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("SLM_CACHE", str(tmp / "cache"))
-            return Path(train(model_config, train_config, verbose=False))
+            return Path(train_model(model_config, train_config, verbose=False))
 
     return run
 

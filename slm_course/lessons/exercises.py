@@ -364,7 +364,8 @@ def check_tying_savings(answer: Any) -> None:
 def check_lr_midway(answer: Any) -> None:
     """A run has lr = 1e-3, min_lr = 1e-4, warmup_iters = 100 and max_iters = 1100. What is the
     learning rate at step 600, halfway through the cosine decay?"""
-    from slm_course.train import TrainConfig, lr_at  # here, so that importing the checkers stays light
+    from slm_course.config import TrainConfig
+    from slm_course.optim import lr_at
 
     config = TrainConfig(lr=1e-3, min_lr=1e-4, warmup_iters=100, max_iters=1100)
     _check_number(
