@@ -110,7 +110,8 @@ AMPERE = (8, 0)  # NVIDIA's first compute capability with bf16 and TF32 tensor c
 # /proc/cpuinfo flags of CPU instructions that compute in bf16 natively, and their usual names.
 CPU_BF16_FLAGS = {"amx_bf16": "AMX-BF16", "avx512_bf16": "AVX-512-BF16", "bf16": "Arm BF16"}
 _PROBE_SIZE = 256  # n of the n x n matmuls the CPU check times: one slow bf16 call stays ~30 ms
-_PROBE_SECONDS = 0.03  # per dtype, after one warm-up call
+_PROBE_SECONDS = 0.01  # per burst of calls of one dtype (at least one call)
+_PROBE_ROUNDS = 4  # bursts per dtype, alternating
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> tuple[torch.dtype, str]:
@@ -228,29 +229,42 @@ def cpu_bf16_speedup() -> float:
     """How many times faster a bf16 matmul runs than an fp32 one on this CPU (below 1: slower).
 
     Measured, not assumed: with AMX a bf16 matmul is several times faster than fp32, without any
-    bf16 instructions it can be tens of times slower. 256 x 256 matmuls for ~0.03 s per dtype,
-    with torch's current thread count; about 0.1 s once per process (cached).
+    bf16 instructions it can be tens of times slower. 256 x 256 matmuls on one thread (with
+    several, a thread that another process delays stalls every fp32 call at its barrier, and
+    the ratio swings tenfold on a shared machine), in alternating bursts whose best rate per
+    dtype counts. About 0.1 s, once per process.
     """
-    return _matmul_calls_per_second(torch.bfloat16) / _matmul_calls_per_second(torch.float32)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _bf16_over_fp32_rate()
+    finally:
+        torch.set_num_threads(threads)
 
 
-def _matmul_calls_per_second(dtype: torch.dtype) -> float:
-    generator = torch.Generator().manual_seed(0)
-    a = torch.randn(_PROBE_SIZE, _PROBE_SIZE, generator=generator).to(dtype)
-    b = torch.randn(_PROBE_SIZE, _PROBE_SIZE, generator=generator).to(dtype)
-    a @ b  # warm-up: the first call may generate kernels (oneDNN JIT) or fault in pages
-    calls, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < _PROBE_SECONDS:
-        a @ b
-        calls += 1
-    return calls / elapsed
+def _bf16_over_fp32_rate() -> float:
+    operands = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        generator = torch.Generator().manual_seed(0)
+        a, b = (torch.randn(_PROBE_SIZE, _PROBE_SIZE, generator=generator).to(dtype) for _ in range(2))
+        a @ b  # warm-up: the first call may generate kernels (oneDNN JIT) or fault in pages
+        operands[dtype] = (a, b)
+    best = dict.fromkeys(operands, 0.0)
+    for _ in range(_PROBE_ROUNDS):
+        for dtype, (a, b) in operands.items():
+            calls, start = 0, time.perf_counter()
+            while (elapsed := time.perf_counter() - start) < _PROBE_SECONDS:
+                a @ b
+                calls += 1
+            best[dtype] = max(best[dtype], calls / elapsed)
+    return best[torch.bfloat16] / best[torch.float32]
 
 
 def _cpu_bf16_clause() -> str:
     """What this CPU's bf16 instructions and measured bf16 matmul speed say about dtype='bfloat16'."""
     speedup = cpu_bf16_speedup()
     measured = (f"{speedup:.1f}x faster than" if speedup >= 1 else f"{1 / speedup:.1f}x slower than")
-    measured = f"bf16 matmuls ran {measured} fp32 in a quick check here"
+    measured = f"bf16 matmuls ran {measured} fp32 in a quick one-thread check here"
     features = cpu_bf16_features()
     if features:
         advice = "dtype='bfloat16' may train faster" if speedup > 1.2 else "bf16 would not be faster"

@@ -187,12 +187,14 @@ def test_this_cpus_sentence_is_measured_cheaply_and_cached():
     """On the real machine: the features it names are in /proc/cpuinfo, and the measurement is
     quick once and free after (it runs each time a run starts on a CPU)."""
     runtime.cpu_bf16_speedup.cache_clear()
+    threads = torch.get_num_threads()
     start = time.perf_counter()
     dtype, why = resolve_dtype("auto", CPU)
     first = time.perf_counter() - start
     speedup = runtime.cpu_bf16_speedup()
+    assert torch.get_num_threads() == threads, "the one-thread check must give torch its threads back"
     assert dtype == torch.float32 and why.startswith("float32 on CPU")
-    assert math.isfinite(speedup) and speedup > 0 and "quick check" in why
+    assert math.isfinite(speedup) and speedup > 0 and "quick one-thread check" in why
     assert first < 2.0, f"the CPU check took {first:.2f} s; it should take about 0.1 s"
     assert all(runtime.CPU_BF16_FLAGS[flag] in why for flag in runtime.CPU_BF16_FLAGS if flag in runtime.cpu_flags())
     start = time.perf_counter()
