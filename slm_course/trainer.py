@@ -36,7 +36,7 @@ from slm_course.distributed import Process, gather_rng_states, set_rng_states, s
 from slm_course.fileio import atomic_write, read_json, write_json
 from slm_course.model import GPT
 from slm_course.optim import make_optimizer, make_scheduler, optimizer_step, schedule_counts_skipped_updates
-from slm_course.runtime import eval_mode, resolve_dtype, seed_everything
+from slm_course.runtime import configure_matmul_precision, eval_mode, resolve_dtype, seed_everything
 from slm_course.tokenizer import encoding_fingerprint, token_byte_lengths
 
 # TrainConfig fields that may differ when a run is resumed: how often it reports, and where and in
@@ -377,6 +377,8 @@ def train_model(
         optimizer = make_optimizer(model, cfg, device)
         scheduler = make_scheduler(optimizer, cfg)
         dtype, why = resolve_dtype(cfg.dtype, device)
+        matmul = configure_matmul_precision(device, dtype)  # TF32 for fp32 runs on Ampere and newer
+        why += f"; {matmul}" if matmul else ""
         autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
         scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
         # per-rank random streams: every rank draws different batches and different dropout masks

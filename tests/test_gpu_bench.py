@@ -140,14 +140,14 @@ def _timing_row(tokens_per_s: float) -> dict:
 
 
 def test_timing_runs_eager_first_then_bf16_compiled_records_failures_and_respects_its_time(monkeypatch):
-    def fake_time_update(api, model_config, train_config, label, compiled, device, peak, updates, dry_run):
+    def fake_time_update(model_config, train_config, label, compiled, device, peak, updates, dry_run):
         if compiled and label == "fp32":
             raise RuntimeError("inductor: no working C compiler\n(a long traceback)")
         return _timing_row(1000.0 if compiled and label == "bf16 autocast" else 10.0)
 
     monkeypatch.setattr(gpu, "time_update", fake_time_update)
-    model_config, train_config = gpu.run_configs(gpu._training_api(), dry_run=True)
-    rows, summary = gpu.timing(None, model_config, train_config, gpu.torch.device("cpu"), None, 1, True, seconds=60)
+    model_config, train_config = gpu.run_configs(dry_run=True)
+    rows, summary = gpu.timing(model_config, train_config, gpu.torch.device("cpu"), None, 1, True, seconds=60)
     modes = [(r["precision"], r["mode"].split()[0], r["micro_batch"]) for r in rows]
     eager = [(label, "eager", train_config.batch_size) for label in gpu.PRECISIONS]
     assert modes[:4] == eager and modes[4][:2] == ("bf16 autocast", "eager") and modes[4][2] > modes[0][2]
@@ -157,7 +157,7 @@ def test_timing_runs_eager_first_then_bf16_compiled_records_failures_and_respect
     assert summary.startswith("8/9 variants timed; fastest bf16 autocast compiled")
     assert "failed: fp32 compiled" in summary
 
-    rows, summary = gpu.timing(None, model_config, train_config, gpu.torch.device("cpu"), None, 1, True, seconds=0)
+    rows, summary = gpu.timing(model_config, train_config, gpu.torch.device("cpu"), None, 1, True, seconds=0)
     assert all("skipped" in r for r in rows) and summary == "0/9 variants timed; 9 skipped (time)"
     assert "| skipped: the timing stage's 0 s were spent |" in gpu.section_body(
         {"environment": {"torch": "x", "auto_dtype_why": "x", "bf16_matmul_tflops": 1, "peak_tflops": None,
