@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import markdown_table, timed, write_section  # noqa: E402
 from slm_course import bpe_train  # noqa: E402
 from slm_course.runtime import shared_data_dir  # noqa: E402
-from slm_course.synthetic import generate_stories  # noqa: E402
+from slm_course.corpus.synthetic import generate_stories  # noqa: E402
 from slm_course.tokenizer import ENDOFTEXT, GPT2_PATTERN, BPETokenizer, gpt2_encoding  # noqa: E402
 
 VOCAB_SIZE = 4096
@@ -59,7 +59,7 @@ def load_text() -> tuple[str, str]:
         n += len(story.encode()) + len(ENDOFTEXT) + 2
         if n >= TEXT_BYTES:
             break
-    source = "5 MB of SYNTHETIC stories (slm_course.synthetic; real text not found)"
+    source = "5 MB of SYNTHETIC stories (slm_course.corpus.synthetic; real text not found)"
     return f"\n{ENDOFTEXT}\n".join(stories), source
 
 

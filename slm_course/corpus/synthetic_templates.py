@@ -1,20 +1,17 @@
-"""An embedded, seeded generator of TinyStories-style stories: the course's offline corpus.
+"""The prose of the embedded corpus: the words, the cast, and the plot shapes stories are made of.
 
-The real TinyStories (Eldan & Li, 2023) lives on the Hugging Face hub. A learner who is offline,
-and every test here, still needs stories a small GPT can learn to continue, so this module writes
-them: words a 3-4 year old knows, a named character in a place with a thing they love, a problem,
-some dialogue and a resolution, from a few dozen plot shapes filled in at random.
-
-It is NOT real TinyStories, and ``slm_course.data.load_tinystories`` labels it so wherever it is
-used. The same seed always gives the same stories, and ``generate_stories(n, seed)`` is a prefix of
-``generate_stories(n + k, seed)``, so a lesson's numbers repeat from run to run.
+Everything a synthetic story *says* is here: the names, places, toys and morals a 3-4 year old
+knows (word lists), how a character or a thing is spelled out in a sentence (``Character``,
+``Thing``), the cast and props of one story (``Scene``) and the few dozen plots that turn a scene
+into paragraphs (``PLOTS``). How scenes are drawn at random and strung into an endless, seeded
+stream of stories is the engine's job (``slm_course.corpus.synthetic``), so a new plot or word is
+an edit here that touches no randomness code.
 """
 
 from __future__ import annotations
 
-import itertools
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 GIRLS = ("Lily", "Mia", "Anna", "Sue", "Lucy", "Emma", "Zoe", "Kate", "Amy", "Ella", "Rose", "Jane",
@@ -132,38 +129,20 @@ class Thing:
         return f"the {self.adj} {self.noun}"
 
 
-def _character(rng: random.Random, avoid: str = "") -> Character:
-    """A child three times in four, otherwise an animal; never named ``avoid``."""
-    while True:
-        roll = rng.random()
-        look = rng.choice(LOOKS)
-        if roll < 0.375:
-            c = Character(rng.choice(GIRLS), "girl", look, "she", "her", "her")
-        elif roll < 0.75:
-            c = Character(rng.choice(BOYS), "boy", look, "he", "his", "him")
-        else:
-            he = rng.choice(("he", "she"))
-            his, him = ("his", "him") if he == "he" else ("her", "her")
-            c = Character(rng.choice(PET_NAMES), rng.choice(ANIMALS), look, he, his, him)
-        if c.name != avoid:
-            return c
-
-
+@dataclass(frozen=True)
 class Scene:
-    """The cast and props of one story, drawn from ``rng``; plots read them as attributes."""
+    """The cast and props of one story (drawn by ``slm_course.corpus.synthetic.draw_scene``);
+    plots read them as attributes and draw their remaining choices from ``rng``."""
 
-    def __init__(self, rng: random.Random) -> None:
-        self.rng = rng
-        self.hero = _character(rng)
-        self.friend = _character(rng, avoid=self.hero.name)
-        title, pronoun = rng.choice(GROWN_UPS)
-        self.grown_up = title  # "mom"
-        self.gu_he = pronoun  # the grown-up's pronoun
-        self.place, preposition = rng.choice(PLACES)
-        self.at_place = f"{preposition} {self.place}"  # "in the park"
-        noun, adjectives = rng.choice(TOYS)
-        self.toy = Thing(noun, rng.choice(adjectives))
-        self.food = rng.choice(FOODS)
+    rng: random.Random
+    hero: Character
+    friend: Character
+    grown_up: str  # "mom"
+    gu_he: str  # the grown-up's pronoun
+    place: str  # "the park"
+    at_place: str  # "in the park"
+    toy: Thing
+    food: str
 
     def pick(self, *options: str) -> str:
         return self.rng.choice(options)
@@ -665,27 +644,3 @@ PLOTS: dict[str, Callable[[Scene], list[str]]] = {
                  doctor_visit, cat_in_tree, dropped_ice_cream, quiet_drum, snowman, first_day,
                  borrowed_toy)
 }
-_PLOT_NAMES = tuple(PLOTS)
-
-
-def write_story(rng: random.Random, plot: str | None = None) -> str:
-    """One story (paragraphs separated by a newline) drawn from ``rng``; ``plot`` picks the shape."""
-    if plot is None:
-        plot = rng.choice(_PLOT_NAMES)
-    elif plot not in PLOTS:
-        raise ValueError(f"unknown plot {plot!r}; choose one of {sorted(PLOTS)}")
-    return "\n".join(PLOTS[plot](Scene(rng)))
-
-
-def iter_stories(seed: int = 0) -> Iterator[str]:
-    """An endless stream of stories; its first ``n`` are ``generate_stories(n, seed)``."""
-    rng = random.Random(seed)
-    while True:
-        yield write_story(rng)
-
-
-def generate_stories(n: int, seed: int = 0) -> list[str]:
-    """``n`` synthetic TinyStories-style stories, the same ones for the same ``seed``."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(f"n must be a non-negative number of stories, got {n!r}")
-    return list(itertools.islice(iter_stories(seed), n))
