@@ -500,8 +500,8 @@ def resolve_tokenizer(
             sample = bpe_sample(stories)
             if not sample:
                 raise ValueError(f"{label} holds no training stories to train the {spec} tokenizer on")
-            print(f"training the {spec} tokenizer on {sum(len(s.encode()) for s in sample) / 1e6:.1f} MB "
-                  f"({len(sample):,} stories) of {label}")
+            print(f"training the {spec} tokenizer on the first {sum(len(s.encode()) for s in sample) / 1e6:.1f} MB "
+                  f"({len(sample):,} stories) of the training split")
             path.parent.mkdir(parents=True, exist_ok=True)
             BPETokenizer.train(sample, value, allow_smaller=True).save(path)
         encoding = load_encoding(str(path))

@@ -9,7 +9,9 @@ import re
 
 import pytest
 
-from slm_course.corpus import synthetic, synthetic_templates
+from slm_course.corpus import load_tinystories, synthetic, synthetic_templates
+from slm_course.data import bpe_sample
+from slm_course.tokenizer import BPETokenizer
 
 NAMES = set(synthetic_templates.GIRLS) | set(synthetic_templates.BOYS) | set(synthetic_templates.PET_NAMES)
 PLOTS = synthetic_templates.PLOTS
@@ -28,10 +30,17 @@ def test_same_seed_same_stories_and_longer_runs_extend_shorter_ones():
 
 
 def test_stories_are_the_ones_lessons_were_written_against():
-    """Splitting the prose from the engine changed no story. If you edit a plot or a word list on
+    """The same stories on every machine and Python version. If you edit a plot or a word list on
     purpose, the lessons' printed numbers change too: re-run them, then update this digest."""
     digest = hashlib.sha256("\0".join(synthetic.generate_stories(5000, seed=7)).encode()).hexdigest()
-    assert digest == "b4038b137ac2370257dffd000fe7c022b1f14bda09c9acde3050355495d72f82"
+    assert digest == "76dc959fe5a29d3e5b479887f44b198fd7d38dbf7f1217206ce418123da22ef1"
+
+
+def test_the_embedded_corpus_trains_the_main_jobs_4096_token_bpe():
+    """cpu-quick's bpe-4096 learns from the first BPE_SAMPLE_BYTES of the training split; offline,
+    that is this corpus, which must offer every merge (names, places and props supply most)."""
+    sample = bpe_sample(load_tinystories("train", "synthetic"))
+    assert BPETokenizer.train(sample, 4096).vocab_size == 4096
 
 
 def test_code_fingerprint_names_the_generator_version():
