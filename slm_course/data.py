@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 from slm_course.config import TrainConfig
 from slm_course.corpus.sources import SPLITS, StorySource, open_stories
 from slm_course.fileio import atomic_open, read_json, remove_temporaries, write_json
+from slm_course.model import check_token_ids
 from slm_course.runtime import cache_dir
 from slm_course.tokenizer import (
     ENDOFTEXT,
@@ -98,26 +99,6 @@ def cache_key(*parts: Any) -> str:
     Example: ``cache_key({"n_stories": 2, "sha256": "5b2e..."}, 4096)`` -> ``"c0f3a1..."`` (16 hex digits)
     """
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def check_token_ids(tokens: np.ndarray | torch.Tensor, vocab_size: int, where: str) -> None:
-    """Raise a ValueError naming ``where`` if an id in ``tokens`` is not in ``0 .. vocab_size - 1``.
-
-    Ids are checked once, where data enters a run, instead of on every forward pass: an id past
-    the embedding table would otherwise fail deep inside the model, or silently on some GPUs.
-
-    Example: ``check_token_ids(np.array([1, 2, 9]), 8, "train.bin")`` -> ValueError naming id 9 and train.bin
-    """
-    if len(tokens) == 0:
-        return
-    low, high = int(tokens.min()), int(tokens.max())
-    if low < 0 or high >= vocab_size:
-        bad = high if high >= vocab_size else low
-        raise ValueError(
-            f"{where} holds token id {bad}, outside the vocabulary of {vocab_size:,} tokens (ids 0..{vocab_size - 1}): "
-            f"it was tokenized with another tokenizer; prepare it again with this one (prepare() rebuilds "
-            f"when the encoding changes) or use the tokenizer that made it"
-        )
 
 
 # --------------------------------------------------------------------------- tokenizing to disk
@@ -475,7 +456,10 @@ def _run_data(encoding: tiktoken.Encoding, tokenizer_file: Path | None, paths: d
     """Map the token files and check their ids once, here, where the data enters the run."""
     tokens = {split: load_tokens(path) for split, path in paths.items()}
     for split, data in tokens.items():
-        check_token_ids(data, encoding.n_vocab, str(paths[split]))
+        extremes = torch.tensor([int(data.min()), int(data.max())]) if len(data) else torch.empty(0)
+        check_token_ids(extremes, encoding.n_vocab, str(paths[split]),
+                        hint="it was tokenized with another tokenizer: prepare it again with this one (prepare() "
+                             "rebuilds when the encoding changes), or use the tokenizer that made it")
         description[f"{split}_tokens"] = len(data)
     return RunData(encoding, tokenizer_file, tokens, description)
 

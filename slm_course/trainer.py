@@ -298,22 +298,6 @@ def _log_train(state: _RunState, process: Process, scaler: torch.amp.GradScaler,
     state.new_window(state.window_loss.device)
 
 
-def _check_token_ids(tokens: dict[str, np.ndarray], n_vocab: int, cfg: TrainConfig) -> None:
-    """Fail clearly if the data holds ids the tokenizer cannot have made (data from another tokenizer).
-
-    Checked once per run, on the host, before anything draws a batch: checking on the device at
-    every forward pass would stall a GPU once per micro-batch.
-    """
-    for split, ids in tokens.items():
-        highest = int(ids.max())
-        if highest >= n_vocab:
-            raise ValueError(
-                f"the {split} data holds token id {highest}, outside the {n_vocab} ids of "
-                f"TrainConfig.tokenizer={cfg.tokenizer!r}: it was tokenized with another tokenizer. Tokenize "
-                f"it again with this one (or unset TrainConfig.data_dir to let the run prepare its own data)"
-            )
-
-
 # --- the training loop ---------------------------------------------------------------------------
 
 
@@ -353,7 +337,6 @@ def train_model(
                 f"GPTConfig.vocab_size ({model_config.vocab_size}) is smaller than the tokenizer's {n_vocab} "
                 f"tokens ({cfg.tokenizer!r}); set vocab_size to at least {n_vocab}"
             )
-        _check_token_ids(data.tokens, n_vocab, cfg)
         token_bytes = torch.as_tensor(token_byte_lengths(data.encoding), device=process.device)
 
         # config.json: a resumed run must be the same run; nobody writes before every rank checked

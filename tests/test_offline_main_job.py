@@ -60,8 +60,6 @@ def test_sampling_its_checkpoint_prints_a_story(main_job):
     assert story.startswith("Once upon a time") and len(story.split()) > 8, story
 
 
-@pytest.mark.xfail(strict=True, reason="sample.main does not yet print the run's data source (config.json "
-                                       "data.source); when it does, drop this marker")
 def test_sampling_says_the_model_was_trained_on_the_embedded_corpus(main_job):
     _, _, sample = main_job
     assert SYNTHETIC_SOURCE in sample.stdout + sample.stderr

@@ -254,7 +254,7 @@ def test_data_from_another_tokenizer_is_caught_before_any_batch(dataset, tmp_pat
     tokens[:] = 1000  # ids a 300-token vocabulary cannot have made
     tokens.flush()
     model_config, train_config = configs(dataset, tmp_path / "run", data_dir=str(data_dir), vocab_size=2000)
-    with pytest.raises(ValueError, match=f"train data holds token id 1000, outside the {VOCAB} ids of TrainConfig.tokenizer"):
+    with pytest.raises(ValueError, match=rf"token id 1000 is outside the vocabulary \[0, {VOCAB}\) in .*train\.bin; .*another tokenizer"):
         train_model(model_config, train_config, verbose=False)
 
 
@@ -385,7 +385,9 @@ def test_a_bpe_spec_trains_once_caches_and_travels_with_the_run(tmp_path):
     record = json.loads((run_dir / "config.json").read_text())
     assert {k: record["tokenizer"][k] for k in ("spec", "n_vocab", "file")} == {
         "spec": "bpe-300", "n_vocab": 300, "file": "tokenizer.bpe"}
-    assert "synthetic" in record["data"]["source"] and record["data"]["stories"]["train"] == 80
+    # issue 16: only the run's token budget is tokenized, from at most max_stories stories
+    assert "synthetic" in record["data"]["source"] and 1 <= record["data"]["stories"]["train"] <= 80
+    assert record["data"]["token_budget"]["train"] >= 2 * 4 * 16 and record["data"]["train_tokens"] > 16
 
 
 def test_a_vocabulary_smaller_than_the_tokenizer_is_an_error(dataset, tmp_path):
