@@ -78,7 +78,8 @@ def test_a_run_tokenizes_its_budget_ending_on_a_whole_story(tmp_path, monkeypatc
     assert np.array_equal(data.load_tokens(again), tokens)
 
 
-def test_lazy_parquet_shards_give_the_same_tokens_as_datasets_load_dataset(tmp_path, hf_cache, monkeypatch):
+@pytest.mark.usefixtures("hf_cache")
+def test_lazy_parquet_shards_give_the_same_tokens_as_datasets_load_dataset(tmp_path, monkeypatch):
     """The directory reader streams the shards itself; the hub path hands the same directory to
     ``datasets.load_dataset`` (an Arrow copy in the HF cache). Same stories, same order, same tokens,
     down to the BPE trained on them."""
