@@ -433,8 +433,9 @@ def token_budgets(config: TrainConfig, block_size: int) -> dict[str, int]:
 def prepare_run_data(config: TrainConfig, block_size: int) -> RunData:
     """Resolve the tokenizer and tokenize what the run will read, reusing cached results.
 
-    Both caches are keyed on what identifies the stories (``stories_key``) and on how much of
-    them is used, never on their text, so the second run on the same data reads no stories.
+    Both caches are keyed on what identifies the stories (``stories_key``: a file's identity or a
+    dataset's fingerprint, not its text) and on how much of them is used, so the second run on the
+    same data reads no stories.
     """
     if config.data_dir is not None:
         return _prepared_run_data(config)
@@ -487,7 +488,7 @@ def resolve_tokenizer(
 
     ``bpe-N`` trains our BPETokenizer with N tokens once, on the first ``BPE_SAMPLE_BYTES`` of the
     training stories, and caches it in ``cache_dir()/tokenizers/`` under their ``stories_key``, so a
-    different corpus gets its own. A corpus too small for N tokens (the embedded one offers ~1,800)
+    different corpus gets its own. A corpus too small for N tokens (a few hundred stories, say)
     gets the largest vocabulary it supports, and a note says so on every run that uses it.
     """
     kind, value = parse_tokenizer_spec(spec)
@@ -509,7 +510,8 @@ def resolve_tokenizer(
         if encoding.n_vocab < value:
             print(f"note: the {spec} tokenizer is capped at {encoding.n_vocab:,} tokens: {label} offers no "
                   f"more merges (every word in it is already one token), so ids {encoding.n_vocab}..{value - 1} "
-                  f"never occur. Real TinyStories gives the full vocabulary.")
+                  f"never occur; GPTConfig.vocab_size={encoding.n_vocab} drops their unused rows. More "
+                  f"stories (or real TinyStories) give the full vocabulary.")
         return encoding, path
     path = value
     if not path.exists():

@@ -249,3 +249,15 @@ def test_bad_input_is_named_with_what_was_expected(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="no 'text' column"):
         load_tinystories("train", tmp_path / "wrong.parquet")
     assert ENDOFTEXT not in flat.read_text()
+
+
+def test_a_corpus_too_small_for_the_vocabulary_caps_it_with_a_note_on_every_run(tmp_path, capsys):
+    write_txt(tmp_path / "few-train.txt", stories_of(30))
+    write_txt(tmp_path / "few-valid.txt", stories_of(3, "v"))
+    config = run_config(tmp_path / "few-train.txt", tokenizer="bpe-4096")
+    for _ in range(2):  # trained, then loaded from the cache: the note both times
+        run = data.prepare_run_data(config, BLOCK)
+        out = capsys.readouterr().out
+        assert f"the bpe-4096 tokenizer is capped at {run.encoding.n_vocab:,} tokens" in out, out
+        assert f"GPTConfig.vocab_size={run.encoding.n_vocab}" in out
+    assert 257 < run.encoding.n_vocab < 4096 and int(run.tokens["train"].max()) < run.encoding.n_vocab
