@@ -418,14 +418,17 @@ class RunData:
     description: dict[str, Any]
 
 
-def token_budgets(config: TrainConfig, block_size: int) -> dict[str, int]:
+def token_budgets(config: TrainConfig, block_size: int) -> dict[str, int | None]:
     """How many tokens of each split a run tokenizes: ``TOKEN_MARGIN`` times what its updates read
     from the training split, and the fixed ``VALIDATION_TOKENS`` slice of the validation split
-    (never less than one window). A split smaller than its budget is tokenized whole.
+    (never less than one window). A split smaller than its budget is tokenized whole. A run with
+    ``max_stories`` (a lesson's fixed slice) has no budget: it trains on exactly those stories.
 
     Example: cpu-quick (1500 updates x 1 x 16 sequences x 128 tokens) -> ``{"train": 12_288_000,
     "validation": 2_097_152}``
     """
+    if config.max_stories is not None:
+        return {split: None for split in SPLITS}
     reads = config.max_iters * config.grad_accum_steps * config.batch_size * block_size
     return {"train": max(reads * TOKEN_MARGIN, block_size + 1), "validation": max(VALIDATION_TOKENS, block_size + 1)}
 

@@ -59,6 +59,16 @@ def test_token_budget_follows_the_run(monkeypatch):
     assert budget == {"train": 2 * 1 * 2 * BLOCK * data.TOKEN_MARGIN, "validation": data.VALIDATION_TOKENS}
     cpu_quick = TrainConfig(batch_size=16, max_iters=1500, warmup_iters=50)
     assert data.token_budgets(cpu_quick, 128) == {"train": 12_288_000, "validation": 2_097_152}
+    lesson = cpu_quick.replace(max_stories=3000)  # a fixed slice is the data, whatever the run reads
+    assert data.token_budgets(lesson, 128) == {"train": None, "validation": None}
+
+
+def test_a_fixed_slice_is_tokenized_whole(tmp_path):
+    write_txt(tmp_path / "s-train.txt", stories_of(200))
+    write_txt(tmp_path / "s-valid.txt", stories_of(20, "v"))
+    run = data.prepare_run_data(run_config(tmp_path / "s-train.txt", max_stories=150), BLOCK)
+    assert run.description["stories"] == {"train": 150, "validation": 20}
+    assert (run.tokens["train"] == gpt2_encoding().eot_token).sum() == 150
 
 
 def test_a_run_tokenizes_its_budget_ending_on_a_whole_story(tmp_path, monkeypatch):
