@@ -15,6 +15,7 @@ shared real text is absent.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -50,6 +51,7 @@ def main() -> None:
     enc = gpt2_encoding()
     threads = data._ENCODE_THREADS  # what prepare() uses
     enc.encode_ordinary("warm up the encoder")
+    load = os.getloadavg()[0]
 
     with tempfile.TemporaryDirectory() as tmp:
         runs = iter(range(10**6))
@@ -100,7 +102,10 @@ def main() -> None:
         f"{args.repeats} runs, each into a fresh directory. `prepare` joins ~1 MB of stories with "
         "`<|endoftext|>` per `encode_to_numpy` call on a thread pool (identical tokens to encoding each "
         "story alone, without a Python int per token). "
-        f"End to end {pipeline_mb_s:.1f} MB/s **{verdict}** the {TARGET_MB_S:.0f} MB/s target.\n\n" + table,
+        f"End to end {pipeline_mb_s:.1f} MB/s **{verdict}** the {TARGET_MB_S:.0f} MB/s target. 1-min load "
+        f"average {load:.1f} at the start"
+        + (" (**shared machine: wall times are inflated**; the CPU times are the work itself)" if load > 1.5 else "")
+        + ".\n\n" + table,
     )
 
 

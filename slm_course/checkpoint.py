@@ -24,6 +24,7 @@ import io
 import json
 import os
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +116,7 @@ def load_state(run_dir: Path) -> dict[str, Any]:
         raise
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as error:  # a cut zip can be EINVAL
         raise ValueError(
-            f"{path} is damaged ({_first_line(error)}): it is cut short or is not a state file saved by "
+            f"{path} is damaged ({_gist(error)}): it is cut short or is not a state file saved by "
             f"slm_course, so the run cannot resume from it. Its weights ({WEIGHTS}) may still load for "
             f"sampling; to train on, retrain: delete {Path(run_dir)} (or choose another out_dir) and run the "
             f"training command again"
@@ -173,9 +174,14 @@ def _tied_names(state_dict: dict[str, torch.Tensor]) -> set[str]:
     return names
 
 
-def _first_line(error: BaseException) -> str:
-    """The gist of a library's error, whose later lines are advice about its own internals."""
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+def _gist(error: BaseException) -> str:
+    """The first sentence of a library's error; the rest is advice about the library's internals.
+
+    Example: ``"PytorchStreamReader failed reading zip archive: failed finding central directory.
+    This is an internal miniz error. ..."`` -> ``"PytorchStreamReader failed ... central directory"``
+    """
+    text = str(error).strip() or type(error).__name__
+    return re.split(r"\.(?:\s|$)", text, maxsplit=1)[0]
 
 
 def _safetensors_metadata(data: bytes) -> dict[str, str]:

@@ -399,14 +399,17 @@ class RunData:
     description: dict[str, Any]
 
 
-def token_budgets(config: TrainConfig, block_size: int) -> dict[str, int]:
+def token_budgets(config: TrainConfig, block_size: int) -> dict[str, int | None]:
     """How many tokens of each split a run tokenizes: ``TOKEN_MARGIN`` times what its updates read
     from the training split, and the fixed ``VALIDATION_TOKENS`` slice of the validation split
-    (never less than one window). A split smaller than its budget is tokenized whole.
+    (never less than one window). A split smaller than its budget is tokenized whole. A run with
+    ``max_stories`` (a lesson's fixed slice) has no budget: it trains on exactly those stories.
 
     Example: cpu-quick (1500 updates x 1 x 16 sequences x 128 tokens) -> ``{"train": 12_288_000,
     "validation": 2_097_152}``
     """
+    if config.max_stories is not None:
+        return {split: None for split in SPLITS}
     reads = config.max_iters * config.grad_accum_steps * config.batch_size * block_size
     return {"train": max(reads * TOKEN_MARGIN, block_size + 1), "validation": max(VALIDATION_TOKENS, block_size + 1)}
 
@@ -414,8 +417,9 @@ def token_budgets(config: TrainConfig, block_size: int) -> dict[str, int]:
 def prepare_run_data(config: TrainConfig, block_size: int) -> RunData:
     """Resolve the tokenizer and tokenize what the run will read, reusing cached results.
 
-    Both caches are keyed on what identifies the stories (``stories_key``) and on how much of
-    them is used, never on their text, so the second run on the same data reads no stories.
+    Both caches are keyed on what identifies the stories (``stories_key``: a file's identity or a
+    dataset's fingerprint, not its text) and on how much of them is used, so the second run on the
+    same data reads no stories.
     """
     if config.data_dir is not None:
         return _prepared_run_data(config)
@@ -471,7 +475,7 @@ def resolve_tokenizer(
 
     ``bpe-N`` trains our BPETokenizer with N tokens once, on the first ``BPE_SAMPLE_BYTES`` of the
     training stories, and caches it in ``cache_dir()/tokenizers/`` under their ``stories_key``, so a
-    different corpus gets its own. A corpus too small for N tokens (the embedded one offers ~1,800)
+    different corpus gets its own. A corpus too small for N tokens (a few hundred stories, say)
     gets the largest vocabulary it supports, and a note says so on every run that uses it.
     """
     kind, value = parse_tokenizer_spec(spec)
@@ -493,7 +497,8 @@ def resolve_tokenizer(
         if encoding.n_vocab < value:
             print(f"note: the {spec} tokenizer is capped at {encoding.n_vocab:,} tokens: {label} offers no "
                   f"more merges (every word in it is already one token), so ids {encoding.n_vocab}..{value - 1} "
-                  f"never occur. Real TinyStories gives the full vocabulary.")
+                  f"never occur; GPTConfig.vocab_size={encoding.n_vocab} drops their unused rows. More "
+                  f"stories (or real TinyStories) give the full vocabulary.")
         return encoding, path
     path = value
     if not path.exists():
