@@ -33,7 +33,7 @@ from slm_course import checkpoint
 from slm_course.config import GPTConfig, TrainConfig
 from slm_course.data import RunData, get_batch, prepare_run_data
 from slm_course.distributed import Process, gather_rng_states, set_rng_states, start_process
-from slm_course.fileio import atomic_write, read_json, write_json
+from slm_course.fileio import atomic_write, write_json
 from slm_course.model import GPT
 from slm_course.optim import make_optimizer, make_scheduler, optimizer_step, schedule_counts_skipped_updates
 from slm_course.runtime import configure_matmul_precision, eval_mode, resolve_dtype, seed_everything
@@ -116,11 +116,6 @@ def estimate_loss(
 
 
 # --- the run directory ---------------------------------------------------------------------------
-
-
-def read_run_config(run_dir: str | Path) -> dict[str, Any]:
-    """A run's ``config.json``: the model, training, tokenizer and data it was made with."""
-    return read_json(Path(run_dir) / checkpoint.CONFIG, what="run's config")
 
 
 def check_same_run(run_dir: Path, saved: dict[str, Any], wanted: dict[str, Any]) -> None:
@@ -342,7 +337,7 @@ def train_model(
         # config.json: a resumed run must be the same run; nobody writes before every rank checked
         run_record = _run_record(model_config, cfg, data)
         if resuming:
-            check_same_run(run_dir, read_run_config(run_dir), run_record)
+            check_same_run(run_dir, checkpoint.read_run_config(run_dir), run_record)
         process.barrier()
         if process.is_main:
             write_json(run_dir / checkpoint.CONFIG, run_record)
