@@ -19,10 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from test_data import hf_cache, isolated, write_txt  # noqa: F401 - fixtures shared with the data tests
 
 from slm_course import data
 from slm_course.config import TrainConfig
+from slm_course.model import check_token_ids
 from slm_course.corpus import load_tinystories, open_stories, sources
 from slm_course.tokenizer import ENDOFTEXT, gpt2_encoding
 
@@ -209,9 +211,9 @@ def test_a_prepare_killed_mid_write_leaves_nothing_a_later_run_trusts(tmp_path, 
 
 
 def test_ids_outside_the_vocabulary_are_caught_where_data_enters(tmp_path):
-    with pytest.raises(ValueError, match=r"train\.bin holds token id 9, outside the vocabulary of 8 tokens"):
-        data.check_token_ids(np.array([1, 2, 9], dtype=np.uint16), 8, "train.bin")
-    data.check_token_ids(np.array([0, 7], dtype=np.uint16), 8, "fine")
+    with pytest.raises(ValueError, match=r"token id 9 is outside the vocabulary \[0, 8\) in train\.bin"):
+        check_token_ids(torch.tensor([1, 2, 9]), 8, "train.bin")
+    check_token_ids(torch.tensor([0, 7]), 8, "fine")
     # A data_dir prepared with a bigger vocabulary than the run's tokenizer.
     big = data.prepare(stories_of(5), gpt2_encoding(), tmp_path / "gpt2", "train")
     for split in ("train", "validation"):
@@ -223,7 +225,7 @@ def test_ids_outside_the_vocabulary_are_caught_where_data_enters(tmp_path):
     from slm_course.tokenizer import BPETokenizer
 
     tokenizer = BPETokenizer({}).save(tmp_path / "bytes.bpe")
-    with pytest.raises(ValueError, match=r"prepared/train\.bin holds token id \d+, outside the vocabulary of 257"):
+    with pytest.raises(ValueError, match=r"token id \d+ is outside the vocabulary \[0, 257\) in .*prepared/train\.bin; .*another tokenizer"):
         data.prepare_run_data(run_config("unused", tokenizer=str(tokenizer), data_dir=str(tmp_path / "prepared")), BLOCK)
 
 
