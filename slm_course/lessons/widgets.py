@@ -186,7 +186,7 @@ def sampling_playground(
     def fallback() -> dict[str, str]:
         settings = (f"temperature {temperature.value:g}, top-k {top_k.value or 'off'}, "
                     f"top-p {top_p.value if top_p.value < 1.0 else 'off'}, seed {seed.value}")
-        sample_text = html.unescape(_strip_tags(output.value))
+        sample_text = html.unescape(_strip_tags(output.value.replace("</div>", "</div>\n")))
         picture = ""
         if chart.value and chart.layout.display != "none":
             encoded = base64.b64encode(bytes(chart.value)).decode("ascii")
