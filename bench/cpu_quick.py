@@ -1,4 +1,4 @@
-"""The ``cpu-quick`` preset end to end on real TinyStories: wall time, final loss, three stories.
+"""The ``cpu-quick`` preset end to end on real TinyStories: wall time, loss, bits/byte, three stories.
 
 Trains from scratch (tokenizer and tokenized data included, unless already cached) on the text in
 ``../shared/data/``, exactly as ``python -m slm_course.train --preset cpu-quick`` would with
@@ -22,9 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import REPO, markdown_table, write_section  # noqa: E402
 from slm_course import checkpoint  # noqa: E402
 from slm_course.runtime import shared_data_dir  # noqa: E402
-from slm_course.sample import generate_text  # noqa: E402
 from slm_course.checkpoint import load_run  # noqa: E402
-from slm_course.train import preset, train  # noqa: E402
+from slm_course.presets import preset  # noqa: E402
+from slm_course.sample import generate_text  # noqa: E402
+from slm_course.trainer import train_model  # noqa: E402
 
 TEMPERATURE, TOP_K, MAX_NEW_TOKENS = 0.8, 50, 300
 
@@ -48,7 +49,7 @@ def main() -> None:
 
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
-    run_dir = train(model_config, train_config)
+    run_dir = train_model(model_config, train_config)
     wall = time.perf_counter() - start
     load_after = os.getloadavg()[0]
     state = checkpoint.load_state(run_dir)
@@ -76,7 +77,9 @@ def main() -> None:
                                 f"({torch.get_num_threads()} torch thread(s); 1-min load average {load_before:.1f} at the start, "
                                 f"{load_after:.1f} at the end)"],
         ["loss before training", f"{evals[0]['val_loss']:.3f} (ln {c.vocab_size} = {torch.log(torch.tensor(c.vocab_size)):.3f})"],
-        ["final loss", f"train {evals[-1]['train_loss']:.3f}, **validation {evals[-1]['val_loss']:.3f}**"],
+        ["final loss", f"train {evals[-1]['train_loss']:.3f}, **validation {evals[-1]['val_loss']:.3f}** nats/token"],
+        ["final bits per byte", f"train {evals[-1]['train_bpb']:.3f}, **validation {evals[-1]['val_bpb']:.3f}** "
+                                f"(nats over the text tokens / their UTF-8 bytes / ln 2; end-of-story tokens left out)"],
     ]
     body = (
         "## `cpu-quick` preset on real TinyStories (CPU)\n\n"

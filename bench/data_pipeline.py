@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import markdown_table, timed, write_section  # noqa: E402
 from slm_course import data  # noqa: E402
+from slm_course.corpus import load_tinystories  # noqa: E402
 from slm_course.runtime import shared_data_dir  # noqa: E402
 from slm_course.tokenizer import gpt2_encoding  # noqa: E402
 
@@ -54,20 +55,20 @@ def main() -> None:
         runs = iter(range(10**6))
 
         def end_to_end() -> None:
-            stories = data.load_tinystories("train", source=train_file)
+            stories = load_tinystories("train", source=train_file)
             data.prepare(stories, enc, Path(tmp) / str(next(runs)), "train")
 
         pipeline_s, pipeline_cpu = median_seconds(end_to_end, args.repeats)
         n_tokens = len(data.load_tokens(Path(tmp) / "0" / "train.bin"))
 
-        stories = data.load_tinystories("train", source=train_file)
+        stories = load_tinystories("train", source=train_file)
         tiktoken_s, tiktoken_cpu = median_seconds(lambda: enc.encode_ordinary_batch(stories, num_threads=threads), args.repeats)
-        read_s, read_cpu = median_seconds(lambda: data.load_tinystories("train", source=train_file), args.repeats)
+        read_s, read_cpu = median_seconds(lambda: load_tinystories("train", source=train_file), args.repeats)
 
         synthetic = {}
 
         def synthetic_end_to_end() -> None:
-            synthetic["stories"] = data.load_tinystories("train", source="synthetic")
+            synthetic["stories"] = load_tinystories("train", source="synthetic")
             data.prepare(synthetic["stories"], enc, Path(tmp) / f"synthetic-{next(runs)}", "train")
 
         synthetic_s, synthetic_cpu = median_seconds(synthetic_end_to_end, max(1, args.repeats // 2))

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import markdown_table, write_section  # noqa: E402
 from slm_course.config import GPTConfig  # noqa: E402
 from slm_course.model import GPT  # noqa: E402
-from slm_course.train import preset  # noqa: E402
+from slm_course.presets import preset  # noqa: E402
 
 PROMPT_TOKENS = 8
 PAST_WINDOW_TOKENS = 256

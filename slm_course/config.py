@@ -1,4 +1,8 @@
-"""Model sizes as data: one dataclass describes a GPT, and presets name the ones the course uses."""
+"""The two configs as data: GPTConfig (the shape of a model) and TrainConfig (how to train it).
+
+Each field carries its help text in its metadata, which is where the command line gets it.
+Nothing here imports the rest of the package: every other module may import this one.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +13,25 @@ from typing import Any
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
+def _help(text: str) -> dict[str, str]:
+    """Field metadata holding the help text that ``python -m slm_course.train --help`` prints."""
+    return {"help": text}
+
+
 @dataclass
 class GPTConfig:
     """The shape of a GPT. Every field is checked on construction, so a bad size fails here with a
     message naming the field, rather than later as a shape error deep inside torch."""
 
-    vocab_size: int = 50257  # GPT-2's BPE vocabulary (50,000 merges + 256 bytes + <|endoftext|>)
-    block_size: int = 128  # context length: the most tokens the model sees at once
-    n_layer: int = 6
-    n_head: int = 6
-    n_embd: int = 384
-    dropout: float = 0.1
-    bias: bool = True  # biases in Linear layers and LayerNorms, as in GPT-2
+    # The defaults are GPT-2's vocabulary (50,000 merges + 256 bytes + <|endoftext|>) and the seed's shape.
+    vocab_size: int = field(default=50257, metadata=_help(
+        "rows of the embedding; at least the tokenizer's number of tokens"))
+    block_size: int = field(default=128, metadata=_help("context length: the most tokens the model sees at once"))
+    n_layer: int = field(default=6, metadata=_help("transformer blocks"))
+    n_head: int = field(default=6, metadata=_help("attention heads per block (must divide n_embd)"))
+    n_embd: int = field(default=384, metadata=_help("width of the residual stream"))
+    dropout: float = field(default=0.1, metadata=_help("dropout probability while training (0 for short runs)"))
+    bias: bool = field(default=True, metadata=_help("biases in the Linear layers and LayerNorms, as in GPT-2"))
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -74,10 +85,6 @@ class GPTConfig:
         return cls(vocab_size=vocab_size, block_size=32, n_layer=2, n_head=2, n_embd=32, dropout=0.0)
 
 
-def _help(text: str) -> Any:
-    return {"help": text}
-
-
 @dataclass
 class TrainConfig:
     """How to train: data, optimizer, schedule, evaluation, precision and where the run is kept.
@@ -90,7 +97,7 @@ class TrainConfig:
         "'gpt2', 'bpe-N' (our BPE with N tokens, trained on the training stories and cached), "
         "or the path of a saved BPETokenizer"))
     data_source: str | None = field(default=None, metadata=_help(
-        "where the stories come from (see slm_course.data.load_tinystories; default: the best available)"))
+        "where the stories come from (see slm_course.corpus.load_tinystories; default: the best available)"))
     max_stories: int | None = field(default=None, metadata=_help("use only the first N stories of each split"))
     data_dir: str | None = field(default=None, metadata=_help(
         "a directory already holding train.bin and validation.bin tokenized with `tokenizer` "
@@ -163,14 +170,6 @@ class TrainConfig:
         values = dataclasses.asdict(self)
         values["betas"] = list(self.betas)
         return values
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig field(s) {unknown}; known fields are {sorted(known)}")
-        return cls(**values)
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import codecs
 import itertools
+import sys
 from collections.abc import Iterable, Iterator
 
 import tiktoken
@@ -348,11 +349,13 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as err:
         parser.error(str(err))
 
-
     try:
-        model, encoding, _ = load_run(args.checkpoint, device=device)
+        model, encoding, record = load_run(args.checkpoint, device=device)
     except (FileNotFoundError, ValueError) as err:
         parser.error(f"cannot load checkpoint {args.checkpoint!r}: {err}")
+    # On stderr, so that stdout stays the stories: a model of the embedded corpus must say so.
+    trained_on = record.get("data", {}).get("source") or record.get("data", {}).get("data_dir", "unknown data")
+    print(f"model from {args.checkpoint} (step {record['step']}), trained on {trained_on}", file=sys.stderr)
     generator = torch.Generator(device=model.lm_head.weight.device).manual_seed(args.seed)
     for i in range(args.num_samples):
         if args.num_samples > 1:

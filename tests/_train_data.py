@@ -4,23 +4,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from slm_course.config import GPTConfig
-from slm_course.data import load_tinystories, prepare
+import tiktoken
+
+from slm_course.config import GPTConfig, TrainConfig
+from slm_course.corpus import load_tinystories
+from slm_course.data import prepare
 from slm_course.tokenizer import BPETokenizer
-from slm_course.config import TrainConfig
 
 VOCAB = 300
+
+
+def tokenize_synthetic(encoding: tiktoken.Encoding, directory: Path | str, stories: dict[str, int]) -> None:
+    """Write ``<split>.bin`` for the first ``stories[split]`` synthetic stories of each split."""
+    for split, count in stories.items():
+        prepare(load_tinystories(split, source="synthetic", max_stories=count), encoding, directory, split)
 
 
 def make_tiny_dataset(directory: Path) -> tuple[Path, Path]:
     """Write ``train.bin``/``validation.bin`` and ``tokenizer.bpe`` into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     train = load_tinystories("train", source="synthetic", max_stories=200)
-    valid = load_tinystories("validation", source="synthetic", max_stories=40)
     tokenizer_path = BPETokenizer.train(list(train), VOCAB).save(directory / "tokenizer.bpe")
-    encoding = BPETokenizer.load(tokenizer_path).to_tiktoken()
-    prepare(train, encoding, directory, "train")
-    prepare(valid, encoding, directory, "validation")
+    tokenize_synthetic(BPETokenizer.load(tokenizer_path).to_tiktoken(), directory, {"train": 200, "validation": 40})
     return directory, tokenizer_path
 
 

@@ -122,7 +122,7 @@ def stop_server(server: subprocess.Popen, base_url: str, token: str) -> None:
 def demo_model() -> None:
     """Lessons 03 and 07 load ``demo_run()``, which trains on first use (a minute or two) and then
     comes from the cache. Train it here, outside the browser's timeouts; nbval reuses it later."""
-    from slm_course.train import demo_run
+    from slm_course.lessons.demo import demo_run
 
     demo_run("quick")  # the profile the fixture below gives the kernels
 

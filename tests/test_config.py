@@ -1,8 +1,10 @@
 """GPTConfig: presets and validation that names the field and the fix."""
 
+import dataclasses
+
 import pytest
 
-from slm_course.config import GPTConfig
+from slm_course.config import GPTConfig, TrainConfig
 
 
 def test_seed_preset_matches_the_seed_project():
@@ -53,3 +55,14 @@ def test_replace_validates_again():
     assert cfg.replace(n_layer=3).n_layer == 3
     with pytest.raises(ValueError, match="n_head"):
         cfg.replace(n_head=3)
+
+
+@pytest.mark.parametrize("config_class", [GPTConfig, TrainConfig])
+def test_every_field_carries_the_help_text_the_command_line_prints(config_class):
+    from slm_course.train import build_parser
+
+    helps = {f.name: f.metadata.get("help") for f in dataclasses.fields(config_class)}
+    assert all(helps.values()), [name for name, text in helps.items() if not text]
+    text = " ".join(build_parser().format_help().split())  # argparse wraps the lines
+    for name, help_text in helps.items():
+        assert f"--{name}" in text and " ".join(help_text.split()) in text

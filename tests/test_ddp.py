@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, {tests!r})
 from _train_data import tiny_configs
 from slm_course.model import GPT
-from slm_course.train import train
+from slm_course.trainer import train_model
 
 torch.set_num_threads(1)
 rank = int(os.environ["RANK"])
@@ -32,7 +32,7 @@ model_config, train_config = tiny_configs(
 )
 torch.manual_seed(100 + rank)  # different initial weights on each rank: DDP must start them all from rank 0's
 model = GPT(model_config)
-train(model_config, train_config, model=model, verbose=rank == 0)
+train_model(model_config, train_config, model=model, verbose=rank == 0)
 torch.save(model.state_dict(), Path({run_dir!r}) / f"rank{{rank}}.pt")
 """
 

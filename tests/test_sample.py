@@ -23,22 +23,13 @@ from slm_course.sample import (
     top_p_filter,
 )
 from slm_course.tokenizer import gpt2_encoding
+from slm_course.trainer import train_model
 
 CONFIGS = {
     "tiny": GPTConfig.tiny(),
     "4-heads-dropout": GPTConfig(vocab_size=97, block_size=16, n_layer=2, n_head=4, n_embd=32, dropout=0.1),
     "1-head-no-bias": GPTConfig(vocab_size=50, block_size=8, n_layer=3, n_head=1, n_embd=16, dropout=0.0, bias=False),
 }
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy machine OpenMP threads waiting
-    for each other make every step many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def make(cfg: GPTConfig, seed: int = 0) -> GPT:
@@ -359,7 +350,6 @@ def test_a_tokenizer_larger_than_the_models_vocabulary_is_named():
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    train_module = pytest.importorskip("slm_course.train", reason="slm_course.train not available yet")
     tmp = tmp_path_factory.mktemp("sample-cli")
     model_config = GPTConfig(vocab_size=50257, block_size=16, n_layer=1, n_head=2, n_embd=16, dropout=0.0)
     train_config = TrainConfig(
@@ -368,7 +358,7 @@ def run_dir(tmp_path_factory):
     )
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SLM_CACHE", str(tmp / "cache"))
-        return train_module.train(model_config, train_config, verbose=False)
+        return train_model(model_config, train_config, verbose=False)
 
 
 CLI_ARGS = ["--prompt", "Once upon a time", "--temperature", "0.8", "--top-k", "50", "--top-p", "0.95",

@@ -5,40 +5,35 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from _train_data import VOCAB, make_tiny_dataset, tiny_configs
+import torch.nn.functional as F
+from _train_data import VOCAB, make_tiny_dataset, tiny_configs, tokenize_synthetic
 from matplotlib.figure import Figure
 
-from slm_course import checkpoint, train as train_module
-from slm_course import sample
-from slm_course.config import GPTConfig
-from slm_course.model import GPT
-from slm_course.train import (
-    PRESETS,
-    RunMismatchError,
-    TrainingDiverged,
-    estimate_loss,
-    lr_at,
-    main,
-    make_optimizer,
-    make_scheduler,
-    optimizer_step,
-    preset,
-    train,
-)
+from slm_course import checkpoint, sample
 from slm_course.checkpoint import load_run
-from slm_course.config import TrainConfig
-from slm_course.runtime import resolve_dtype
-from slm_course.viz import LiveLossPlot, plot_losses, plot_lr_schedule
+from slm_course.config import GPTConfig, TrainConfig
+from slm_course.lessons import demo
+from slm_course.lessons.viz import LiveLossPlot, plot_losses, plot_lr_schedule
+from slm_course.model import GPT
+from slm_course.optim import lr_at, make_optimizer, make_scheduler, optimizer_step, schedule_counts_skipped_updates
+from slm_course.presets import PRESETS, preset
+from slm_course.tokenizer import load_encoding, token_byte_lengths
+from slm_course.train import main
+from slm_course.trainer import RunMismatchError, TrainingDiverged, estimate_loss, train_model
 
 REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture(scope="module")
@@ -50,16 +45,6 @@ def dataset(tmp_path_factory):
 def private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("SLM_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("SLM_DEVICE", raising=False)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine OpenMP's
-    waiting between threads made each step ~50x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 configs = tiny_configs
@@ -103,6 +88,12 @@ def test_presets_are_valid_and_the_seed_preset_keeps_the_seeds_budget():
         preset("cpu_quick")
 
 
+def test_presets_hand_out_copies():
+    preset("lesson")[1].lr = 1.0
+    preset("lesson")[0].n_layer = 9
+    assert preset("lesson")[1].lr == 3e-3 and preset("lesson")[0].n_layer == 2
+
+
 # --- optimizer and schedule -----------------------------------------------------------------------
 
 
@@ -123,7 +114,7 @@ def test_scheduler_gives_the_closed_form_lr_at_every_step(warmup, max_iters):
 
 def test_training_steps_the_schedule_once_per_update_not_per_micro_batch(dataset, tmp_path):
     model_config, train_config = configs(dataset, tmp_path / "run", grad_accum_steps=3, max_iters=8)
-    run_dir = train(model_config, train_config, verbose=False)
+    run_dir = train_model(model_config, train_config, verbose=False)
     logged = records(run_dir, "train")
     assert [r["step"] for r in logged] == list(range(1, 9))
     for record in logged:  # a record's lr is the one its last update used
@@ -138,13 +129,19 @@ def test_weight_decay_applies_to_2d_weights_only():
     assert len(decayed["params"]) + len(plain["params"]) == len(list(model.parameters()))
 
 
+def test_a_skipped_first_update_steps_the_schedule_silently_but_other_warnings_still_show():
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    scheduler = make_scheduler(optimizer, TrainConfig(warmup_iters=2, max_iters=10))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with schedule_counts_skipped_updates():
+            scheduler.step()  # as after a first update GradScaler skipped: optimizer.step never ran
+            warnings.warn("another warning", UserWarning)
+        scheduler.step()  # outside the block torch's warnings are back (here: no warning is due)
+    assert [str(w.message) for w in caught] == ["another warning"]
+
+
 # --- mixed precision ------------------------------------------------------------------------------
-
-
-def test_auto_dtype_is_float32_on_cpu_and_says_why():
-    dtype, why = resolve_dtype("auto", torch.device("cpu"))
-    assert dtype == torch.float32 and "CPU" in why
-    assert resolve_dtype("bfloat16", torch.device("cpu"))[0] == torch.bfloat16
 
 
 def test_fp16_grad_scaler_on_cpu_skips_an_inf_step_and_lowers_its_scale():
@@ -185,7 +182,7 @@ def test_fp16_training_counts_a_skipped_step(dataset, tmp_path):
         return grad * float("inf") if backwards == 3 else grad
 
     model.lm_head.weight.register_hook(poison_third_backward)
-    run_dir = train(model_config, train_config, model=model, verbose=False)
+    run_dir = train_model(model_config, train_config, model=model, verbose=False)
     logged = records(run_dir, "train")
     assert [r["skipped_steps"] for r in logged] == [0, 0, 1, 1, 1, 1]
     assert logged[2]["loss_scale"] == logged[1]["loss_scale"] / 2
@@ -201,11 +198,64 @@ def test_estimate_loss_uses_the_same_batches_and_restores_train_mode(dataset):
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=VOCAB, block_size=16, n_layer=1, n_head=2, n_embd=32, dropout=0.5)).train()
     splits = {split: load_tokens(dataset[0] / f"{split}.bin") for split in ("train", "validation")}
-    first = estimate_loss(model, splits, batch_size=4, eval_iters=3, seed=5)
+    token_bytes = token_byte_lengths(load_encoding(str(dataset[1])))
+    first = estimate_loss(model, splits, batch_size=4, eval_iters=3, token_bytes=token_bytes, seed=5)
     assert model.training
-    assert first == estimate_loss(model, splits, batch_size=4, eval_iters=3, seed=5)  # fixed batches, no dropout
-    assert first != estimate_loss(model, splits, batch_size=4, eval_iters=3, seed=6)
-    assert set(first) == {"train", "validation"} and all(math.isfinite(v) for v in first.values())
+    # fixed batches, no dropout
+    assert first == estimate_loss(model, splits, batch_size=4, eval_iters=3, token_bytes=token_bytes, seed=5)
+    assert first != estimate_loss(model, splits, batch_size=4, eval_iters=3, token_bytes=token_bytes, seed=6)
+    assert set(first) == {"train", "validation"} and all(
+        math.isfinite(v.nats_per_token) and math.isfinite(v.bits_per_byte) for v in first.values())
+
+
+class FixedDistribution(torch.nn.Module):
+    """A stand-in model that predicts the same known distribution at every position."""
+
+    def __init__(self, probabilities):
+        super().__init__()
+        self.config = GPTConfig(vocab_size=len(probabilities), block_size=4, n_layer=1, n_head=1, n_embd=4)
+        self.log_p = torch.nn.Parameter(torch.tensor(probabilities).log())
+
+    def forward(self, idx, targets):
+        logits = self.log_p.expand(*idx.shape, -1)
+        return logits, F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+
+
+def test_bits_per_byte_divides_the_text_tokens_nats_by_their_bytes_and_ln2():
+    # Tokens 0, 1, 2 stand for 2, 1 and 4 bytes of text; token 3 is <|endoftext|>, no text at all.
+    token_bytes = np.array([2, 1, 4, 0])
+    model = FixedDistribution([0.5, 0.25, 0.125, 0.125])  # -ln p = (1, 2, 3, 3) x ln 2 nats
+    data = np.tile(np.arange(4, dtype=np.uint16), 50)  # any 4 consecutive targets hold each token once
+    loss = estimate_loss(model, {"validation": data}, batch_size=3, eval_iters=2, token_bytes=token_bytes)["validation"]
+    # Per window: (1 + 2 + 3 + 3) ln 2 nats over 4 tokens; the text's (1 + 2 + 3) ln 2 nats over 2 + 1 + 4 bytes.
+    assert loss.nats_per_token == pytest.approx(9 / 4 * math.log(2))
+    assert loss.bits_per_byte == pytest.approx(6 / 7)
+
+
+def test_evaluations_record_and_print_bits_per_byte(dataset, tmp_path, capsys):
+    model_config, train_config = configs(dataset, tmp_path / "run", max_iters=4)
+    run_dir = train_model(model_config, train_config, verbose=True)
+    evals = records(run_dir, "eval")
+    assert [r["step"] for r in evals] == [0, 4]
+    for record in evals:
+        assert 0 < record["val_bpb"] < record["val_loss"] / math.log(2)  # more than 1 byte per token
+        assert math.isfinite(record["train_bpb"])
+    out = capsys.readouterr().out
+    assert f"val loss {evals[-1]['val_loss']:.4f} ({evals[-1]['val_bpb']:.3f} bits/byte)" in out
+    best = min(evals, key=lambda r: r["val_loss"])
+    assert f"best validation loss {best['val_loss']:.4f} ({best['val_bpb']:.3f} bits/byte)" in out
+    assert checkpoint.load_state(run_dir)["best_val_bpb"] == best["val_bpb"]
+
+
+def test_data_from_another_tokenizer_is_caught_before_any_batch(dataset, tmp_path):
+    data_dir = tmp_path / "data"
+    shutil.copytree(dataset[0], data_dir)
+    tokens = np.memmap(data_dir / "train.bin", dtype=np.uint16, mode="r+")
+    tokens[:] = 1000  # ids a 300-token vocabulary cannot have made
+    tokens.flush()
+    model_config, train_config = configs(dataset, tmp_path / "run", data_dir=str(data_dir), vocab_size=2000)
+    with pytest.raises(ValueError, match=rf"token id 1000 is outside the vocabulary \[0, {VOCAB}\) in .*train\.bin; .*another tokenizer"):
+        train_model(model_config, train_config, verbose=False)
 
 
 # --- resume, divergence, interruption -------------------------------------------------------------
@@ -221,12 +271,12 @@ def stop_at(step):
 
 def test_a_resumed_run_repeats_the_uninterrupted_one_exactly(dataset, tmp_path):
     model_config, straight = configs(dataset, tmp_path / "straight", grad_accum_steps=2)
-    train(model_config, straight, verbose=False)
+    train_model(model_config, straight, verbose=False)
     stopped = straight.replace(out_dir=str(tmp_path / "stopped"))
     with pytest.raises(KeyboardInterrupt):
-        train(model_config, stopped, callback=stop_at(5), verbose=False)  # dropout is on: RNG matters
+        train_model(model_config, stopped, callback=stop_at(5), verbose=False)  # dropout is on: RNG matters
     assert checkpoint.load_state(stopped.out_dir)["step"] == 5
-    train(model_config, stopped, resume=True, verbose=False)
+    train_model(model_config, stopped, resume=True, verbose=False)
 
     def without_timings(run_dir):
         return [{k: v for k, v in r.items() if k not in ("tokens_per_s", "train_seconds")}
@@ -240,19 +290,19 @@ def test_a_resumed_run_repeats_the_uninterrupted_one_exactly(dataset, tmp_path):
 
 def test_resume_drops_metrics_logged_after_the_last_checkpoint(dataset, tmp_path):
     model_config, train_config = configs(dataset, tmp_path / "run", max_iters=6)
-    run_dir = train(model_config, train_config, verbose=False)
+    run_dir = train_model(model_config, train_config, verbose=False)
     checkpoint.append_metrics(run_dir, {"kind": "train", "step": 99, "loss": 1.0})  # as if killed later
     with open(run_dir / checkpoint.METRICS, "a") as f:
         f.write('{"kind": "tra')  # a torn last line
-    train(model_config, train_config, resume=True, verbose=False)  # already complete: nothing to do
+    train_model(model_config, train_config, resume=True, verbose=False)  # already complete: nothing to do
     assert max(r["step"] for r in checkpoint.read_metrics(run_dir)) == 6
 
 
 def test_resuming_with_a_different_config_lists_the_differing_fields(dataset, tmp_path):
     model_config, train_config = configs(dataset, tmp_path / "run", max_iters=4)
-    train(model_config, train_config, verbose=False)
+    train_model(model_config, train_config, verbose=False)
     with pytest.raises(RunMismatchError) as error:
-        train(model_config.replace(n_embd=64), train_config.replace(lr=5e-3, eval_iters=9), resume=True,
+        train_model(model_config.replace(n_embd=64), train_config.replace(lr=5e-3, eval_iters=9), resume=True,
               verbose=False)
     message = str(error.value)
     assert "model.n_embd: checkpoint has 32, config asks for 64" in message
@@ -262,9 +312,9 @@ def test_resuming_with_a_different_config_lists_the_differing_fields(dataset, tm
 
 def test_a_second_run_into_the_same_directory_needs_resume(dataset, tmp_path):
     model_config, train_config = configs(dataset, tmp_path / "run", max_iters=4)
-    train(model_config, train_config, verbose=False)
+    train_model(model_config, train_config, verbose=False)
     with pytest.raises(FileExistsError, match="resume"):
-        train(model_config, train_config, verbose=False)
+        train_model(model_config, train_config, verbose=False)
 
 
 class NaNAfter(GPT):
@@ -287,7 +337,7 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(dataset, tm
     model_config, train_config = configs(dataset, tmp_path / "run")
     torch.manual_seed(0)
     with pytest.raises(TrainingDiverged, match="step 6.*last good checkpoint"):
-        train(model_config, train_config, model=NaNAfter(model_config, good_calls=5), verbose=False)
+        train_model(model_config, train_config, model=NaNAfter(model_config, good_calls=5), verbose=False)
     run_dir = Path(train_config.out_dir)
     assert checkpoint.load_state(run_dir)["step"] == 4  # the evaluation before the NaN
     model, _, info = load_run(run_dir, device="cpu")
@@ -326,28 +376,47 @@ def test_a_bpe_spec_trains_once_caches_and_travels_with_the_run(tmp_path):
     train_config = TrainConfig(tokenizer="bpe-300", data_source="synthetic", max_stories=80, batch_size=4,
                                max_iters=2, warmup_iters=1, eval_interval=2, eval_iters=1, device="cpu",
                                out_dir=str(tmp_path / "a"))
-    run_dir = train(model_config, train_config, verbose=False)
+    run_dir = train_model(model_config, train_config, verbose=False)
     cached = list((tmp_path / "cache" / "tokenizers").glob("bpe-300-*.bpe"))
     assert len(cached) == 1 and (run_dir / "tokenizer.bpe").read_bytes() == cached[0].read_bytes()
     mtime = cached[0].stat().st_mtime_ns
-    train(model_config, train_config.replace(out_dir=str(tmp_path / "b")), verbose=False)
+    train_model(model_config, train_config.replace(out_dir=str(tmp_path / "b")), verbose=False)
     assert cached[0].stat().st_mtime_ns == mtime  # reused, not retrained
     record = json.loads((run_dir / "config.json").read_text())
     assert {k: record["tokenizer"][k] for k in ("spec", "n_vocab", "file")} == {
         "spec": "bpe-300", "n_vocab": 300, "file": "tokenizer.bpe"}
-    assert "synthetic" in record["data"]["source"] and record["data"]["stories"]["train"] == 80
+    # issue 16: only the run's token budget is tokenized, from at most max_stories stories
+    assert "synthetic" in record["data"]["source"] and 1 <= record["data"]["stories"]["train"] <= 80
+    assert record["data"]["token_budget"]["train"] >= 2 * 4 * 16 and record["data"]["train_tokens"] > 16
 
 
 def test_a_vocabulary_smaller_than_the_tokenizer_is_an_error(dataset, tmp_path):
     model_config, train_config = configs(dataset, tmp_path / "run", vocab_size=100)
     with pytest.raises(ValueError, match=f"vocab_size \\(100\\) is smaller than the tokenizer's {VOCAB}"):
-        train(model_config, train_config, verbose=False)
+        train_model(model_config, train_config, verbose=False)
 
 
 def test_missing_data_files_are_named(tmp_path, dataset):
     model_config, train_config = configs(dataset, tmp_path / "run", data_dir=str(tmp_path / "nowhere"))
     with pytest.raises(FileNotFoundError, match="train.bin"):
-        train(model_config, train_config, verbose=False)
+        train_model(model_config, train_config, verbose=False)
+
+
+def test_a_run_written_before_the_split_loads_and_resumes(tmp_path, monkeypatch):
+    """tests/fixtures/old-run was written by the old train.train (see tests/fixtures/README.md)."""
+    shutil.copytree(FIXTURES / "old-run", tmp_path / "old-run")
+    monkeypatch.chdir(tmp_path)  # its config names the tokenizer and the data by relative paths
+    model, encoding, record = load_run("old-run", device="cpu")
+    assert record["step"] == 2 and encoding.n_vocab == 260 and model.config.n_embd == 8
+    tokenize_synthetic(encoding, "data", {"train": 60, "validation": 20})
+    before = checkpoint.read_metrics("old-run")
+    run_dir = train_model(GPTConfig.from_dict(record["model"]), TrainConfig(**record["train"]), resume=True,
+                          verbose=False)
+    after = checkpoint.read_metrics(run_dir)
+    assert after[: len(before)] == before and [r["step"] for r in after[len(before):]] == [3, 4, 4]
+    assert "val_bpb" not in before[-1] and "val_bpb" in after[-1]
+    assert checkpoint.is_complete(run_dir) and checkpoint.load_state(run_dir)["step"] == 4
+    assert isinstance(plot_losses(run_dir), Figure)  # some evaluations without bits/byte, some with
 
 
 # --- using a finished run -------------------------------------------------------------------------
@@ -355,7 +424,7 @@ def test_missing_data_files_are_named(tmp_path, dataset):
 
 def test_load_run_gives_an_eval_model_its_tokenizer_and_the_record(dataset, tmp_path):
     model_config, train_config = configs(dataset, tmp_path / "run", max_iters=4)
-    run_dir = train(model_config, train_config, verbose=False)
+    run_dir = train_model(model_config, train_config, verbose=False)
     model, encoding, info = load_run(run_dir, device="cpu")
     assert not model.training and model.config == model_config and info["step"] == 4
     assert encoding.n_vocab == VOCAB and info["train"]["lr"] == train_config.lr
@@ -368,7 +437,7 @@ def test_load_run_errors_name_the_missing_file_or_bad_field(dataset, tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         load_run(tmp_path / "nothing-here")
     model_config, train_config = configs(dataset, tmp_path / "run", max_iters=4)
-    run_dir = train(model_config, train_config, verbose=False)
+    run_dir = train_model(model_config, train_config, verbose=False)
     record = json.loads((run_dir / "config.json").read_text())
     record["model"]["n_embd"] = 64
     (run_dir / "config.json").write_text(json.dumps(record))
@@ -380,39 +449,39 @@ def test_load_run_errors_name_the_missing_file_or_bad_field(dataset, tmp_path):
 
 
 def test_demo_run_trains_once_then_reuses_the_checkpoint(dataset, tmp_path, monkeypatch):
-    monkeypatch.setitem(PRESETS, "lesson", lambda: configs(dataset, "unused", max_iters=4))
-    first = train_module.demo_run("quick")
+    monkeypatch.setitem(PRESETS, "lesson", configs(dataset, "unused", max_iters=4))
+    first = demo.demo_run("quick")
     assert first == tmp_path / "cache" / "runs" / "demo-quick" and checkpoint.is_complete(first)
 
     def no_training(*args, **kwargs):
         raise AssertionError("demo_run retrained a complete run")
 
     with monkeypatch.context() as patch:
-        patch.setattr(train_module, "train", no_training)
-        assert train_module.demo_run("quick") == first
+        patch.setattr(demo, "train_model", no_training)
+        assert demo.demo_run("quick") == first
     # A preset changed since the cached run was made (e.g. by an update of the course): train again.
-    monkeypatch.setitem(PRESETS, "lesson", lambda: configs(dataset, "unused", max_iters=4, lr=5e-3))
-    assert train_module.demo_run("quick") == first
+    monkeypatch.setitem(PRESETS, "lesson", configs(dataset, "unused", max_iters=4, lr=5e-3))
+    assert demo.demo_run("quick") == first
     assert json.loads((first / "config.json").read_text())["train"]["lr"] == 5e-3 and checkpoint.is_complete(first)
 
 
 def test_demo_run_retrains_when_the_data_source_changes(dataset, tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(PRESETS, "lesson", lambda: configs(dataset, "unused", max_iters=4))
+    monkeypatch.setitem(PRESETS, "lesson", configs(dataset, "unused", max_iters=4))
     monkeypatch.delenv("SLM_TINYSTORIES", raising=False)
-    run = train_module.demo_run("quick")
+    run = demo.demo_run("quick")
     assert "training the demo model" in capsys.readouterr().out
-    assert train_module.demo_run("quick") == run
+    assert demo.demo_run("quick") == run
     assert "reusing the finished demo model" in capsys.readouterr().out
     monkeypatch.setenv("SLM_TINYSTORIES", str(tmp_path / "other-stories.txt"))
-    train_module.demo_run("quick")
+    demo.demo_run("quick")
     assert "training the demo model" in capsys.readouterr().out
     assert json.loads((run / "config.json").read_text())["train"]["data_source"] == str(tmp_path / "other-stories.txt")
 
 
 def test_demo_run_passes_the_callback_to_training(dataset, monkeypatch):
-    monkeypatch.setitem(PRESETS, "lesson", lambda: configs(dataset, "unused", max_iters=4))
+    monkeypatch.setitem(PRESETS, "lesson", configs(dataset, "unused", max_iters=4))
     records = []
-    train_module.demo_run("quick", retrain=True, callback=records.append)
+    demo.demo_run("quick", retrain=True, callback=records.append)
     assert {r["kind"] for r in records} >= {"train", "eval"}
 
 
@@ -456,13 +525,22 @@ def test_cli_trains_and_prints_where_everything_went(dataset, tmp_path, capsys):
     assert saved["betas"] == [0.8, 0.9] and saved["max_stories"] is None and saved["lr"] == preset("lesson")[1].lr
 
 
+def test_cli_error_during_the_run_exits_1_naming_it(dataset, tmp_path, capsys):
+    _, tokenizer = dataset
+    status = main(["--preset", "lesson", "--tokenizer", str(tokenizer), "--data_dir", str(tmp_path / "nowhere"),
+                   "--vocab_size", str(VOCAB), "--device", "cpu", "--out_dir", str(tmp_path / "run")])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "train.bin" in err
+
+
 # --- plots ----------------------------------------------------------------------------------------
 
 
 def test_plots_draw_the_logged_losses_and_the_schedule(dataset, tmp_path):
     model_config, train_config = configs(dataset, tmp_path / "run", max_iters=4)
     live = LiveLossPlot()
-    run_dir = train(model_config, train_config, callback=live, verbose=False)
+    run_dir = train_model(model_config, train_config, callback=live, verbose=False)
     assert live.records == checkpoint.read_metrics(run_dir)
     fig = plot_losses(run_dir)
     assert isinstance(fig, Figure)
@@ -478,18 +556,27 @@ def test_plots_draw_the_logged_losses_and_the_schedule(dataset, tmp_path):
         plot_losses(tmp_path / "empty")
 
 
+def test_the_loss_plot_shows_validation_bits_per_byte_on_a_second_axis(dataset, tmp_path):
+    model_config, train_config = configs(dataset, tmp_path / "run", max_iters=4)
+    run_dir = train_model(model_config, train_config, verbose=False)
+    fig = plot_losses(run_dir)
+    assert len(fig.axes) == 2 and "bits per byte" in fig.axes[1].get_ylabel()
+    (line,) = fig.axes[1].get_lines()
+    assert list(line.get_ydata()) == [r["val_bpb"] for r in records(run_dir, "eval")]
+    legend = [text.get_text() for text in fig.axes[1].get_legend().get_texts()]
+    assert "validation" in legend and any("bits/byte" in label for label in legend)
+
+
 # --- GPU (skipped without CUDA) -------------------------------------------------------------------
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (this machine has none)")
 def test_cuda_run_uses_autocast_compile_and_resumes(dataset, tmp_path):
-    dtype, why = resolve_dtype("auto", torch.device("cuda"))
-    assert dtype == (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
     model_config, train_config = configs(dataset, tmp_path / "run", device="cuda", compile=True, max_iters=8)
     with pytest.raises(KeyboardInterrupt):
-        train(model_config, train_config, callback=stop_at(3), verbose=False)
-    run_dir = train(model_config, train_config, resume=True, verbose=False)
+        train_model(model_config, train_config, callback=stop_at(3), verbose=False)
+    run_dir = train_model(model_config, train_config, resume=True, verbose=False)
     evals = records(run_dir, "eval")
     assert [r["step"] for r in evals] == [0, 4, 8] and evals[-1]["val_loss"] < evals[0]["val_loss"]
     model, _, _ = load_run(run_dir)

@@ -14,11 +14,17 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from slm_course.checkpoint import read_metrics
-from slm_course.train import TrainConfig, lr_at, make_scheduler
+from slm_course.config import TrainConfig
+from slm_course.optim import lr_at, make_scheduler
 
 
 def draw_losses(ax: Axes, records: list[dict[str, Any]], title: str = "") -> None:
-    """Draw the training loss (every logged step) and the evaluation losses onto ``ax``."""
+    """Draw the training loss (every logged step) and the evaluation losses onto ``ax``.
+
+    Where the evaluations report bits per byte (runs made before it was added don't), a second
+    y-axis on the right shows the validation loss in bits/byte too: the number that compares
+    runs with different tokenizers.
+    """
     train = [r for r in records if r.get("kind") == "train"]
     evals = [r for r in records if r.get("kind") == "eval"]
     if train:
@@ -32,8 +38,20 @@ def draw_losses(ax: Axes, records: list[dict[str, Any]], title: str = "") -> Non
     ax.set_ylabel("cross-entropy loss (nats/token)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    if train or evals:
-        ax.legend()
+    handles, labels = ax.get_legend_handles_labels()
+    legend_ax = ax
+    with_bpb = [r for r in evals if "val_bpb" in r]
+    if with_bpb:
+        right = ax.twinx()
+        right.plot([r["step"] for r in with_bpb], [r["val_bpb"] for r in with_bpb], "s--", color="tab:red",
+                   markersize=4, label=f"validation, bits/byte (last {with_bpb[-1]['val_bpb']:.3f})")
+        right.set_ylabel("validation bits per byte", color="tab:red")
+        right.tick_params(axis="y", colors="tab:red")
+        more_handles, more_labels = right.get_legend_handles_labels()
+        handles, labels = handles + more_handles, labels + more_labels
+        legend_ax = right  # drawn last, so a legend on ax would sit under the right axis's line
+    if handles:
+        legend_ax.legend(handles, labels)
 
 
 def plot_losses(run_dir: str | Path, ax: Axes | None = None) -> Figure:
@@ -78,7 +96,7 @@ def plot_lr_schedule(config: TrainConfig, run_dir: str | Path | None = None, ax:
 
 
 class LiveLossPlot:
-    """A ``train(..., callback=LiveLossPlot())`` callback that redraws the loss curves as a run goes.
+    """A ``train_model(..., callback=LiveLossPlot())`` callback that redraws the loss curves as a run goes.
 
     In a notebook the figure is updated in place (at most every ``min_interval_s`` seconds, and at
     every evaluation); elsewhere it only collects the records, which ``figure()`` can draw later.
