@@ -29,6 +29,7 @@ LAYERS = [
     "corpus.sources",
     "corpus",
     "data",  # prepare, load_tokens, get_batch, what a run trains on
+    "bigram",  # the count-based baseline every model must beat
     "checkpoint",  # saving and loading runs
     "sample",
     "presets",
@@ -37,8 +38,10 @@ LAYERS = [
     "trainer",
     "train",  # the command line
     "export",  # Hugging Face transformers interop
+    "lessons.style",
     "lessons.viz",
     "lessons.demo",
+    "lessons.scaling",
     "lessons.widgets",
     "lessons.exercises",
     "lessons.solutions",

@@ -1013,8 +1013,6 @@ def check_temperature_probability(answer: Any) -> None:
 def check_top_p_kept(answer: Any) -> None:
     """The next-token probabilities are [0.4, 0.25, 0.15, 0.1, 0.06, 0.04]. How many tokens does
     top-p sampling with p = 0.75 keep?"""
-    from slm_course.sample import top_p_filter
-
     kept = top_p_filter(torch.tensor([TOP_P_PROBS], dtype=torch.float64), 0.75)
     _check_number(
         answer,
