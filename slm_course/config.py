@@ -7,10 +7,15 @@ Nothing here imports the rest of the package: every other module may import this
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+# GPTConfig's architecture choices; the first of each is GPT-2's, and the default.
+POS_EMBS = ("learned", "rope")
+NORMS = ("layernorm", "rmsnorm")
+MLPS = ("gelu", "swiglu", "relu2")
 
 
 def _help(text: str) -> dict[str, str]:
@@ -32,6 +37,19 @@ class GPTConfig:
     n_embd: int = field(default=384, metadata=_help("width of the residual stream"))
     dropout: float = field(default=0.1, metadata=_help("dropout probability while training (0 for short runs)"))
     bias: bool = field(default=True, metadata=_help("biases in the Linear layers and LayerNorms, as in GPT-2"))
+    # Architecture choices beyond GPT-2. The defaults are GPT-2's, so a config.json written before
+    # these fields existed loads as the model it was.
+    pos_emb: str = field(default="learned", metadata=_help(
+        "positions: 'learned' (a table added to the token embedding, GPT-2) or 'rope' (queries and "
+        "keys rotated by their position, so attention sees relative positions)"))
+    norm: str = field(default="layernorm", metadata=_help(
+        "'layernorm' (GPT-2) or 'rmsnorm' (no mean subtraction, no bias: cheaper, as good)"))
+    mlp: str = field(default="gelu", metadata=_help(
+        "'gelu' (4x wide, GPT-2), 'swiglu' (gated, 8/3x wide: same parameters) or 'relu2' (4x, ReLU squared)"))
+    qk_norm: bool = field(default=False, metadata=_help(
+        "RMS-normalise each head's queries and keys before attention (keeps attention logits bounded)"))
+    tie_embeddings: bool = field(default=True, metadata=_help(
+        "share one matrix between the token embedding and the output head, as GPT-2 does"))
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -46,8 +64,17 @@ class GPTConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout!r}")
-        if not isinstance(self.bias, bool):
-            raise ValueError(f"GPTConfig.bias must be True or False, got {self.bias!r}")
+        for name in ("bias", "qk_norm", "tie_embeddings"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"GPTConfig.{name} must be True or False, got {getattr(self, name)!r}")
+        for name, choices in (("pos_emb", POS_EMBS), ("norm", NORMS), ("mlp", MLPS)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"GPTConfig.{name} must be one of {choices}, got {getattr(self, name)!r}")
+        if self.pos_emb == "rope" and self.head_dim % 2:
+            raise ValueError(
+                f"GPTConfig.pos_emb='rope' rotates pairs of dimensions, so the head size n_embd // n_head "
+                f"({self.head_dim}) must be even; change n_embd or n_head, or use pos_emb='learned'"
+            )
 
     @property
     def head_dim(self) -> int:
@@ -106,7 +133,12 @@ class TrainConfig:
     batch_size: int = field(default=32, metadata=_help("sequences per micro-batch (per process)"))
     grad_accum_steps: int = field(default=1, metadata=_help(
         "micro-batches per optimizer update, in total over all processes"))
-    max_iters: int = field(default=2000, metadata=_help("optimizer updates in the whole run"))
+    max_iters: int = field(default=2000, metadata=_help(
+        "optimizer updates in the whole run (with time_budget: replaced by what fits in the budget)"))
+    time_budget: str | float | None = field(default=None, metadata=_help(
+        "wall-clock budget of the whole run (data, updates, evaluations, checkpoints): seconds, or "
+        "'10m', '90s', '1h'. The run times its warmup updates, then fixes max_iters and the schedule to "
+        "fit, and records that max_iters in config.json. 'none': exactly max_iters updates, reproducible"))
     lr: float = field(default=6e-4, metadata=_help("peak learning rate, reached after warmup"))
     min_lr: float = field(default=6e-5, metadata=_help("learning rate at the end of the cosine decay (<= lr)"))
     warmup_iters: int = field(default=100, metadata=_help("updates of linear warmup before the cosine decay"))
@@ -127,6 +159,14 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)
+        if self.time_budget is not None:
+            self.time_budget = parse_duration(self.time_budget, "TrainConfig.time_budget")
+            if self.warmup_iters < MIN_BUDGET_WARMUP:
+                raise ValueError(
+                    f"TrainConfig.time_budget times the warmup updates to choose max_iters, so warmup_iters "
+                    f"must be at least {MIN_BUDGET_WARMUP} (got {self.warmup_iters}); raise warmup_iters or "
+                    f"set time_budget=None"
+                )
         for name in ("batch_size", "grad_accum_steps", "max_iters", "eval_interval", "eval_iters", "log_interval"):
             _check_int(name, getattr(self, name), minimum=1)
         _check_int("warmup_iters", self.warmup_iters, minimum=0)
@@ -173,6 +213,30 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
+
+
+# The fewest warmup updates a time budget can be measured on: the first update (allocations,
+# kernel choices) is not timed, and one timed update alone is too noisy to plan a run on.
+MIN_BUDGET_WARMUP = 5
+_DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: float | int | str, name: str) -> float:
+    """Seconds from a number or a string of seconds with an optional unit: s, m or h.
+
+    Example: ``parse_duration("10m", "time_budget")`` -> ``600.0``; ``parse_duration(90, "x")`` -> ``90.0``
+    """
+    text = str(value).strip().lower()
+    scale = _DURATION_UNITS.get(text[-1:], None)
+    number = text[:-1] if scale is not None else text
+    try:
+        seconds = float(number) * (scale or 1.0)
+    except ValueError:
+        seconds = math.nan
+    if isinstance(value, bool) or not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds or a duration like '10m', '90s', '1h'; "
+                         f"got {value!r}")
+    return seconds
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:

@@ -88,7 +88,15 @@ EXPORTED_FIELDS = {
     "n_embd": "n_embd",
     "dropout": "resid_pdrop, embd_pdrop and attn_pdrop",
     "bias": "zero biases when False (GPT-2 always has biases)",
+    "pos_emb": "only 'learned' (wpe)",
+    "norm": "only 'layernorm' (ln_1, ln_2, ln_f)",
+    "mlp": "only 'gelu' (activation_function)",
+    "qk_norm": "only False",
+    "tie_embeddings": "only True (GPT2LMHeadModel ties lm_head to wte)",
 }
+# The architecture options GPT-2 has exactly one answer to: a model with any other value computes
+# something no GPT2LMHeadModel can, so it is refused by name (see check_exportable).
+GPT2_VALUES = {"pos_emb": "learned", "norm": "layernorm", "mlp": "gelu", "qk_norm": False, "tie_embeddings": True}
 LAYER_NORM_EPS = 1e-5  # the epsilon slm_course.model.LayerNorm uses, and GPT-2's
 # The matrices GPT-2 keeps in Conv1D modules, stored transposed: (in, out) there, (out, in) here.
 CONV1D_WEIGHTS = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
@@ -130,13 +138,21 @@ def _listed(names: list[str]) -> str:
 
 
 def check_exportable(config: GPTConfig) -> None:
-    """Refuse a config with a field this module doesn't know how to write as GPT-2 (see EXPORTED_FIELDS)."""
+    """Refuse a config with a field this module doesn't know how to write as GPT-2 (see EXPORTED_FIELDS),
+    or with an architecture option set to anything but GPT-2's value (see GPT2_VALUES)."""
     unknown = [field.name for field in dataclasses.fields(config) if field.name not in EXPORTED_FIELDS]
     if unknown:
         raise ValueError(
             f"GPT-2's config can't express GPTConfig field(s) {_listed(unknown)}: slm_course.export only knows "
             f"{_listed(list(EXPORTED_FIELDS))}. Teach slm_course/export.py what each new field means for "
             f"GPT-2 (or refuse it there with a reason) before exporting such a model"
+        )
+    other = [f"{name}={getattr(config, name)!r}" for name, gpt2 in GPT2_VALUES.items() if getattr(config, name) != gpt2]
+    if other:
+        raise ValueError(
+            f"GPTConfig {', '.join(other)} is not expressible in GPT-2, whose config has no such option "
+            f"(GPT-2 is {', '.join(f'{name}={GPT2_VALUES[name]!r}' for name in GPT2_VALUES)}); only a model "
+            f"trained with GPT-2's values exports to transformers' GPT2LMHeadModel"
         )
 
 
@@ -363,6 +379,7 @@ def export_model(model: GPT, encoding: tiktoken.Encoding, out_dir: str | os.Path
     transformers = _transformers()
     out_dir = Path(out_dir)
     _check_destination(out_dir, overwrite)
+    check_exportable(model.config)  # first: an option GPT-2 lacks explains every mismatch found after it
     if encoding.n_vocab > model.config.vocab_size:
         raise ValueError(
             f"the tokenizer {encoding.name!r} has {encoding.n_vocab} tokens but GPTConfig.vocab_size is "

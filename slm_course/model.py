@@ -4,6 +4,11 @@ Token + position embeddings, a stack of pre-LayerNorm transformer blocks (causal
 then a 4x GELU MLP, each wrapped in a residual connection), a final LayerNorm, and a language-model
 head that shares its weight matrix with the token embedding.
 
+That is GPT-2, and the default. ``GPTConfig`` can swap in the parts later small models train
+better with: rotary positions (``pos_emb="rope"``), RMSNorm (``norm="rmsnorm"``), a gated or
+squared-ReLU MLP (``mlp="swiglu" | "relu2"``), normalised queries and keys (``qk_norm``) and a
+separate output head (``tie_embeddings=False``).
+
 For sampling, a ``KVCache`` keeps every layer's keys and values so that each new token costs one
 position's worth of work instead of a pass over the whole context (see ``GPT.next_token_logits``).
 """
@@ -51,6 +56,50 @@ class LayerNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
+
+
+class RMSNorm(nn.Module):
+    """x / rms(x) * gain: LayerNorm without subtracting the mean and without a bias.
+
+    Centring turns out not to matter for transformers; dropping it saves a reduction per call.
+    """
+
+    def __init__(self, ndim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(ndim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x, self.weight.shape, self.weight, 1e-5)
+
+
+def make_norm(config: GPTConfig) -> nn.Module:
+    """The normalisation layer ``config.norm`` names, over the residual stream's width."""
+    return RMSNorm(config.n_embd) if config.norm == "rmsnorm" else LayerNorm(config.n_embd, bias=config.bias)
+
+
+class Rotary(nn.Module):
+    """Rotary position embedding (RoPE): rotate each pair of a head's dimensions by an angle
+    proportional to the position, a different frequency per pair.
+
+    The dot product of a query rotated to position m and a key rotated to position n depends only
+    on m - n, so attention sees *relative* positions, and there is no position table to learn.
+    cos and sin are precomputed for every position up to block_size (buffers, not saved weights).
+    """
+
+    def __init__(self, config: GPTConfig, base: float = 10000.0) -> None:
+        super().__init__()
+        half = config.head_dim // 2
+        freqs = base ** (-torch.arange(half, dtype=torch.float32) / half)  # (half,): 1 down to ~1/base
+        angles = torch.outer(torch.arange(config.block_size, dtype=torch.float32), freqs)  # (block_size, half)
+        self.register_buffer("cos", angles.cos(), persistent=False)
+        self.register_buffer("sin", angles.sin(), persistent=False)
+
+    def forward(self, x: torch.Tensor, start_pos: int = 0) -> torch.Tensor:
+        """Rotate x (B, n_head, T, head_dim), whose first position is ``start_pos``."""
+        T, half = x.size(-2), x.size(-1) // 2
+        cos, sin = self.cos[start_pos : start_pos + T].to(x.dtype), self.sin[start_pos : start_pos + T].to(x.dtype)
+        x1, x2 = x[..., :half], x[..., half:]
+        return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
 
 
 class LayerKVCache:
@@ -114,12 +163,24 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
+        self.rotary = Rotary(config) if config.pos_emb == "rope" else None
+        # QK-norm: a learned gain per head dimension after RMS-normalising each query and key
+        self.q_norm = RMSNorm(config.head_dim) if config.qk_norm else None
+        self.k_norm = RMSNorm(config.head_dim) if config.qk_norm else None
 
-    def split_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Project x (B, T, C) to queries, keys and values, each (B, n_head, T, head_dim)."""
+    def split_heads(
+        self, x: torch.Tensor, start_pos: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Project x (B, T, C), whose first position is ``start_pos``, to queries, keys and values,
+        each (B, n_head, T, head_dim); queries and keys normalised and rotated if the config says so."""
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
-        return tuple(t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+                   for t in self.c_attn(x).split(self.n_embd, dim=2))
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        if self.rotary is not None:
+            q, k = self.rotary(q, start_pos), self.rotary(k, start_pos)
+        return q, k, v
 
     def forward(
         self, x: torch.Tensor, return_weights: bool = False, kv_cache: LayerKVCache | None = None
@@ -128,7 +189,7 @@ class CausalSelfAttention(nn.Module):
         the attention weights (B, n_head, T, T), each row a probability distribution. With a
         ``kv_cache``, x holds only the positions after the cached ones, which attend to all of them."""
         B, T, C = x.shape
-        q, k, v = self.split_heads(x)
+        q, k, v = self.split_heads(x, start_pos=0 if kv_cache is None else kv_cache.length)
         if kv_cache is not None:
             y = self.cached_attention(q, k, v, kv_cache)
         elif return_weights:
@@ -167,18 +228,42 @@ class CausalSelfAttention(nn.Module):
         return self.attn_dropout(weights) @ v, weights
 
 
+def mlp_hidden(config: GPTConfig) -> int:
+    """The MLP's hidden width: 4 x n_embd, or for SwiGLU's three matrices 8/3 x n_embd (rounded up to
+    a multiple of 64), which keeps the parameter count about that of two 4x matrices."""
+    if config.mlp == "swiglu":
+        return 64 * math.ceil(8 * config.n_embd / 3 / 64)
+    return 4 * config.n_embd
+
+
 class MLP(nn.Module):
-    """Position-wise feed-forward network: expand 4x, GELU, project back."""
+    """Position-wise feed-forward network: expand, a nonlinearity, project back.
+
+    ``gelu`` (GPT-2): GELU(x W1) W2. ``relu2``: relu(x W1)^2 W2, cheaper than GELU and as good or
+    better in small-model speedruns. ``swiglu``: (silu(x Wg) * x Wu) W2, a gate deciding per hidden
+    unit how much of the up-projection passes (Wg and Wu are stored as one matrix, ``c_fc``).
+    """
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
-        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.gelu = nn.GELU()
-        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.kind = config.mlp
+        hidden = mlp_hidden(config)
+        fc_out = 2 * hidden if config.mlp == "swiglu" else hidden
+        self.c_fc = nn.Linear(config.n_embd, fc_out, bias=config.bias)
+        self.gelu = nn.GELU() if config.mlp == "gelu" else None
+        self.c_proj = nn.Linear(hidden, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+        h = self.c_fc(x)
+        if self.kind == "swiglu":
+            gate, up = h.chunk(2, dim=-1)
+            h = F.silu(gate) * up
+        elif self.kind == "relu2":
+            h = F.relu(h).square()
+        else:
+            h = self.gelu(h)
+        return self.dropout(self.c_proj(h))
 
 
 class Block(nn.Module):
@@ -191,9 +276,9 @@ class Block(nn.Module):
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
-        self.ln_1 = LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_1 = make_norm(config)
         self.attn = CausalSelfAttention(config)
-        self.ln_2 = LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_2 = make_norm(config)
         self.mlp = MLP(config)
 
     def forward(
@@ -213,19 +298,20 @@ class GPT(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.config = config
-        self.transformer = nn.ModuleDict(
-            dict(
-                wte=nn.Embedding(config.vocab_size, config.n_embd),
-                wpe=nn.Embedding(config.block_size, config.n_embd),
-                drop=nn.Dropout(config.dropout),
-                h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
-                ln_f=LayerNorm(config.n_embd, bias=config.bias),
-            )
+        layers = dict(wte=nn.Embedding(config.vocab_size, config.n_embd))
+        if config.pos_emb == "learned":  # with RoPE, positions enter inside attention instead
+            layers["wpe"] = nn.Embedding(config.block_size, config.n_embd)
+        layers |= dict(
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+            ln_f=make_norm(config),
         )
+        self.transformer = nn.ModuleDict(layers)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         # Weight tying: the matrix that turns a token into a vector also scores vectors as tokens.
         # It saves vocab_size * n_embd parameters (64% of the seed model) and trains better.
-        self.transformer.wte.weight = self.lm_head.weight
+        if config.tie_embeddings:
+            self.transformer.wte.weight = self.lm_head.weight
         self.apply(self._init_weights)
         # GPT-2: scale the projections that write into the residual stream by 1/sqrt(2 * n_layer),
         # because each of the 2 * n_layer residual branches adds its variance to the stream.
@@ -242,23 +328,31 @@ class GPT(nn.Module):
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
+    def _lookup_params(self) -> int:
+        """Parameters only looked up, never multiplied: the position table, and the token table
+        when it is not also the head."""
+        n = self.transformer.wpe.weight.numel() if "wpe" in self.transformer else 0
+        return n + (0 if self.config.tie_embeddings else self.transformer.wte.weight.numel())
+
     def num_params(self, non_embedding: bool = False) -> int:
         """Count parameters (tied weights once). ``non_embedding`` leaves out the token and position
-        embeddings, the convention of the scaling-law papers (Kaplan et al., 2020)."""
+        embeddings, the convention of the scaling-law papers (Kaplan et al., 2020); an untied head
+        is a matmul, not an embedding, and stays in."""
         n = sum(p.numel() for p in self.parameters())
         if non_embedding:
-            n -= self.transformer.wte.weight.numel() + self.transformer.wpe.weight.numel()
+            n -= self.transformer.wte.weight.numel()
+            n -= self.transformer.wpe.weight.numel() if "wpe" in self.transformer else 0
         return n
 
     def flops_per_token(self, seq_len: int | None = None) -> int:
         """Training FLOPs per token (forward + backward), nanoGPT's estimate: 6N + 12 * L * C * T.
 
-        N counts every weight used in a matmul (the tied lm_head included, the position table
-        not); 12 * L * C * T covers the attention scores and weighted sums.
+        N counts every weight used in a matmul (the lm_head included, the position table and an
+        untied token table not); 12 * L * C * T covers the attention scores and weighted sums.
         """
         cfg = self.config
         T = seq_len or cfg.block_size
-        n = self.num_params() - self.transformer.wpe.weight.numel()
+        n = self.num_params() - self._lookup_params()
         return 6 * n + 12 * cfg.n_layer * cfg.n_embd * T
 
     def _check_input(self, idx: torch.Tensor) -> None:
@@ -297,9 +391,12 @@ class GPT(nn.Module):
         return logits, loss
 
     def embed(self, idx: torch.Tensor, start_pos: int = 0) -> torch.Tensor:
-        """Token embedding plus the learned embedding of each absolute position."""
-        pos = torch.arange(start_pos, start_pos + idx.size(1), dtype=torch.long, device=idx.device)
-        return self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
+        """Token embedding plus the learned embedding of each absolute position (with RoPE, the
+        token embedding alone: attention rotates queries and keys by position)."""
+        x = self.transformer.wte(idx)
+        if "wpe" in self.transformer:
+            x = x + self.transformer.wpe(torch.arange(start_pos, start_pos + idx.size(1), device=idx.device))
+        return self.transformer.drop(x)
 
     @torch.no_grad()
     def attention_weights(self, idx: torch.Tensor) -> torch.Tensor:

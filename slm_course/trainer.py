@@ -232,6 +232,10 @@ class _RunState:
     best_val_bpb: float = math.nan  # bits/byte at the best validation loss (NaN: not recorded yet)
     skipped_steps: int = 0  # fp16 updates GradScaler skipped (inf/NaN gradients)
     train_seconds: float = 0.0  # time in the updates themselves: no evaluations, no checkpoints
+    # with a time budget: is max_iters fixed yet; when the timed updates began; one evaluation's cost
+    planned: bool = True
+    timing_from: tuple[int, float] | None = None  # (step, train_seconds) after the first update timed
+    eval_seconds: float = 0.0
     window_loss: torch.Tensor = field(default_factory=lambda: torch.zeros(()))  # summed on the device
     window_batches: int = 0
     window_steps: int = 0
@@ -293,6 +297,43 @@ def _log_train(state: _RunState, process: Process, scaler: torch.amp.GradScaler,
     state.new_window(state.window_loss.device)
 
 
+# --- the wall-clock budget -------------------------------------------------------------------------
+
+# Share of the budget left unplanned: load changes during the run, Python's start-up before
+# train_model, and checkpoints (not timed before the plan is made) have to fit into it.
+BUDGET_MARGIN = 0.03
+
+
+def plan_budget(budget: float, elapsed: float, step: int, update_seconds: float, eval_seconds: float,
+                eval_interval: int) -> int:
+    """The max_iters that fits what is left of a ``budget`` of seconds after ``elapsed`` of them.
+
+    After ``step`` updates, each further update takes ``update_seconds`` and every
+    ``eval_interval``-th update (and the last) also an evaluation of ``eval_seconds``;
+    ``BUDGET_MARGIN`` of the budget is kept back. At least one more update is always planned.
+
+    Example: ``plan_budget(600, 60, 50, 0.2, 3.0, 250)`` -> 2498: 582 s less 60 spent and 3 for the
+    final evaluation leaves 519 s; at 0.2 s per update plus 3 s per 250 updates, 2,448 more updates.
+    """
+    left = budget * (1 - BUDGET_MARGIN) - elapsed - eval_seconds  # the final evaluation always happens
+    per_update = update_seconds + eval_seconds / eval_interval
+    return step + max(1, int(left / per_update))
+
+
+def _fix_max_iters(cfg: TrainConfig, state: _RunState, process: Process, started: float) -> dict[str, Any]:
+    """Plan the rest of a time-budgeted run from the updates timed so far; the plan, for config.json.
+
+    Every rank plans from the same (averaged) timings, so all of them stop at the same update.
+    """
+    first_step, first_seconds = state.timing_from
+    timings = torch.tensor([(state.train_seconds - first_seconds) / (state.step - first_step),
+                            time.perf_counter() - started, state.eval_seconds], dtype=torch.float64)
+    update_seconds, elapsed, eval_seconds = process.mean(timings.to(process.device)).tolist()
+    max_iters = plan_budget(cfg.time_budget, elapsed, state.step, update_seconds, eval_seconds, cfg.eval_interval)
+    return {"seconds": cfg.time_budget, "planned_at_step": state.step, "elapsed_seconds": round(elapsed, 3),
+            "update_seconds": update_seconds, "eval_seconds": eval_seconds, "max_iters": max_iters}
+
+
 # --- the training loop ---------------------------------------------------------------------------
 
 
@@ -315,6 +356,7 @@ def train_model(
     and re-raises KeyboardInterrupt; a NaN/inf loss raises TrainingDiverged without saving.
     """
     cfg = train_config
+    started = time.perf_counter()  # a time budget counts from here
     with start_process(cfg) as process:
         verbose = verbose and process.is_main
         run_dir = Path(cfg.out_dir)
@@ -334,10 +376,16 @@ def train_model(
             )
         token_bytes = torch.as_tensor(token_byte_lengths(data.encoding), device=process.device)
 
-        # config.json: a resumed run must be the same run; nobody writes before every rank checked
+        # config.json: a resumed run must be the same run; nobody writes before every rank checked.
+        # A time-budgeted run resumes with the max_iters it planned, so it ends where it would have.
+        saved_record = checkpoint.read_run_config(run_dir) if resuming else {}
+        if cfg.time_budget is not None and "budget" in saved_record:
+            cfg = cfg.replace(max_iters=saved_record["budget"]["max_iters"])
         run_record = _run_record(model_config, cfg, data)
+        if "budget" in saved_record:
+            run_record["budget"] = saved_record["budget"]
         if resuming:
-            check_same_run(run_dir, checkpoint.read_run_config(run_dir), run_record)
+            check_same_run(run_dir, saved_record, run_record)
         process.barrier()
         if process.is_main:
             write_json(run_dir / checkpoint.CONFIG, run_record)
@@ -382,6 +430,7 @@ def train_model(
                 checkpoint.truncate_metrics(run_dir, state.step)
         elif process.is_main:
             (run_dir / checkpoint.METRICS).unlink(missing_ok=True)
+        state.planned = cfg.time_budget is None or "budget" in run_record
         state.new_window(device)
 
         compute_model: torch.nn.Module = torch.compile(model) if cfg.compile else model
@@ -405,8 +454,10 @@ def train_model(
         with progress, interrupt, schedule_counts_skipped_updates():
             # evaluate before training: a fresh model's loss is about ln(vocab_size)
             if state.step == 0:
+                mark = time.perf_counter()
                 _evaluate(eval_model, data, token_bytes, cfg, autocast, state, optimizer.param_groups[0]["lr"],
                           tokens_per_step, reporter)
+                state.eval_seconds = time.perf_counter() - mark
             mark = time.perf_counter()
             while state.step < cfg.max_iters:
                 lr = optimizer.param_groups[0]["lr"]
@@ -433,6 +484,27 @@ def train_model(
                 state.train_seconds += elapsed
                 state.window_seconds += elapsed
 
+                # time budget: time the warmup updates (not the first: allocations), then fix max_iters.
+                # The warmup's learning rates don't depend on max_iters, so the schedule rebuilt for the
+                # planned max_iters and fast-forwarded gives the lr every update so far had.
+                if not state.planned and state.timing_from is None:
+                    state.timing_from = (state.step, state.train_seconds)
+                elif not state.planned and state.step >= cfg.warmup_iters:
+                    run_record["budget"] = _fix_max_iters(cfg, state, process, started)
+                    cfg = cfg.replace(max_iters=run_record["budget"]["max_iters"])
+                    run_record["train"] = cfg.to_dict()
+                    scheduler = make_scheduler(optimizer, cfg)
+                    for _ in range(state.step):
+                        scheduler.step()
+                    state.planned = True
+                    if process.is_main:
+                        write_json(run_dir / checkpoint.CONFIG, run_record)
+                    reporter.emit({"kind": "budget", "step": state.step, **run_record["budget"]})
+                    reporter.say(f"time budget {cfg.time_budget:.0f} s: {run_record['budget']['update_seconds']:.3f} s "
+                                 f"per update, so {cfg.max_iters} updates in all (recorded in config.json)")
+                    progress.total = cfg.max_iters
+                    progress.refresh()
+
                 # log every log_interval updates, and at every evaluation
                 is_eval = state.step % cfg.eval_interval == 0 or state.step == cfg.max_iters
                 logged = state.step % cfg.log_interval == 0 or is_eval
@@ -440,8 +512,10 @@ def train_model(
                     _log_train(state, process, scaler, lr, tokens_per_step, reporter, progress)
                 # evaluate every eval_interval updates and after the last
                 if is_eval:
+                    mark = time.perf_counter()
                     _evaluate(eval_model, data, token_bytes, cfg, autocast, state, optimizer.param_groups[0]["lr"],
                               tokens_per_step, reporter)
+                    state.eval_seconds = time.perf_counter() - mark
                 # Ctrl-C (or the callback) asks to stop; under DDP the ranks agree at logging steps only,
                 # since agreeing costs an all-reduce
                 stop = (logged or process.world_size == 1) and process.any(interrupt.requested)

@@ -66,3 +66,37 @@ def test_every_field_carries_the_help_text_the_command_line_prints(config_class)
     text = " ".join(build_parser().format_help().split())  # argparse wraps the lines
     for name, help_text in helps.items():
         assert f"--{name}" in text and " ".join(help_text.split()) in text
+
+
+@pytest.mark.parametrize("value, seconds", [("10m", 600.0), ("90s", 90.0), ("1.5h", 5400.0), ("45", 45.0), (600, 600.0),
+                                            (2.5, 2.5)])
+def test_time_budget_reads_seconds_and_durations(value, seconds):
+    assert TrainConfig(time_budget=value).time_budget == seconds
+
+
+@pytest.mark.parametrize("value", ["ten minutes", "0", -5, "m", True])
+def test_a_bad_time_budget_names_the_field_and_the_forms(value):
+    with pytest.raises(ValueError, match=r"TrainConfig.time_budget must be a positive number of seconds or a duration like '10m'"):
+        TrainConfig(time_budget=value)
+
+
+def test_a_time_budget_needs_warmup_updates_to_time():
+    with pytest.raises(ValueError, match=r"TrainConfig.time_budget times the warmup updates.*warmup_iters must be at least 5"):
+        TrainConfig(time_budget=60, warmup_iters=2)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("pos_emb", "alibi", r"GPTConfig.pos_emb must be one of \('learned', 'rope'\)"),
+    ("norm", "batchnorm", r"GPTConfig.norm must be one of \('layernorm', 'rmsnorm'\)"),
+    ("mlp", "geglu", r"GPTConfig.mlp must be one of \('gelu', 'swiglu', 'relu2'\)"),
+    ("qk_norm", 1, r"GPTConfig.qk_norm must be True or False"),
+    ("tie_embeddings", "yes", r"GPTConfig.tie_embeddings must be True or False"),
+])
+def test_bad_architecture_options_name_the_field_and_the_choices(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        GPTConfig(**{field: value})
+
+
+def test_rope_needs_an_even_head_size():
+    with pytest.raises(ValueError, match=r"pos_emb='rope' rotates pairs.*\(3\) must be even"):
+        GPTConfig(n_embd=12, n_head=4, pos_emb="rope")

@@ -426,6 +426,21 @@ def test_what_gpt2_cannot_express_is_refused_by_name(make, named, tmp_path):
     assert not (tmp_path / "hf").exists()
 
 
+@pytest.mark.parametrize("change", [{"pos_emb": "rope"}, {"norm": "rmsnorm"}, {"mlp": "swiglu"}, {"mlp": "relu2"},
+                                    {"qk_norm": True}, {"tie_embeddings": False}], ids=lambda c: "-".join(map(str, c.values())))
+def test_architecture_options_gpt2_lacks_are_refused_by_name(change, tmp_path):
+    (name, value), = change.items()
+    with pytest.raises(ValueError, match=rf"GPTConfig {name}={value!r} is not expressible in GPT-2"):
+        export.export_model(GPT(TINY.replace(**change)), toy_encoding(), tmp_path / "hf")
+    assert not (tmp_path / "hf").exists()
+
+
+def test_gpt2s_own_values_of_the_architecture_options_export(tmp_path):
+    explicit = TINY.replace(**export.GPT2_VALUES)
+    assert explicit == TINY
+    export.check_exportable(explicit)  # no error: the defaults are GPT-2
+
+
 def test_export_never_replaces_what_it_did_not_write(bpe_run, tmp_path):
     keep = tmp_path / "notes"
     keep.mkdir()

@@ -29,6 +29,16 @@ CONFIGS = {
     "tiny": GPTConfig.tiny(),
     "4-heads-dropout": GPTConfig(vocab_size=97, block_size=16, n_layer=2, n_head=4, n_embd=32, dropout=0.1),
     "1-head-no-bias": GPTConfig(vocab_size=50, block_size=8, n_layer=3, n_head=1, n_embd=16, dropout=0.0, bias=False),
+    # every architecture option, one at a time and all together: the cache must stay exact with each
+    "rope": GPTConfig.tiny().replace(pos_emb="rope"),
+    "rmsnorm": GPTConfig.tiny().replace(norm="rmsnorm"),
+    "swiglu": GPTConfig.tiny().replace(mlp="swiglu"),
+    "relu2": GPTConfig.tiny().replace(mlp="relu2"),
+    "qk-norm": GPTConfig.tiny().replace(qk_norm=True),
+    "untied": GPTConfig.tiny().replace(tie_embeddings=False),
+    "all-options-dropout": GPTConfig(vocab_size=97, block_size=16, n_layer=2, n_head=4, n_embd=32, dropout=0.1,
+                                     bias=False, pos_emb="rope", norm="rmsnorm", mlp="swiglu", qk_norm=True,
+                                     tie_embeddings=False),
 }
 
 

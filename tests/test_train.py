@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from _train_data import VOCAB, make_tiny_dataset, tiny_configs, tokenize_synthetic
 from matplotlib.figure import Figure
 
-from slm_course import checkpoint, sample
+from slm_course import checkpoint, sample, trainer
 from slm_course.checkpoint import load_run
 from slm_course.config import GPTConfig, TrainConfig
 from slm_course.lessons import demo
@@ -29,8 +29,8 @@ from slm_course.model import GPT
 from slm_course.optim import lr_at, make_optimizer, make_scheduler, optimizer_step, schedule_counts_skipped_updates
 from slm_course.presets import PRESETS, preset
 from slm_course.tokenizer import load_encoding, token_byte_lengths
-from slm_course.train import main
-from slm_course.trainer import RunMismatchError, TrainingDiverged, estimate_loss, train_model
+from slm_course.train import build_parser, configs_from_args, main
+from slm_course.trainer import RunMismatchError, TrainingDiverged, estimate_loss, plan_budget, train_model
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -481,6 +481,81 @@ def test_demo_run_passes_the_callback_to_training(dataset, monkeypatch):
     records = []
     demo.demo_run("quick", retrain=True, callback=records.append)
     assert {r["kind"] for r in records} >= {"train", "eval"}
+
+
+# --- wall-clock budget ----------------------------------------------------------------------------
+
+
+def test_plan_budget_fits_the_updates_and_evaluations_into_what_is_left():
+    # 582 s (3% kept back) - 60 s spent - 3 s for the last evaluation = 519 s at 0.2 + 3/250 s per update
+    assert plan_budget(600, 60, 50, 0.2, 3.0, 250) == 50 + int(519 / 0.212)
+    assert plan_budget(10, 20, 5, 0.1, 0.0, 10) == 6, "a spent budget still plans one more update"
+
+
+def budgeted(dataset, out_dir, seconds=3.0):
+    # a provisional max_iters of 10 that the budget replaces
+    return configs(dataset, out_dir, time_budget=seconds, max_iters=10, warmup_iters=5, eval_interval=8,
+                   log_interval=1, dropout=0.0)
+
+
+@pytest.fixture
+def plan_of_25(monkeypatch):
+    """plan_budget as the trainer calls it, but answering 25 updates whatever the machine's speed."""
+    calls = []
+
+    def plan(*args):
+        calls.append(args)
+        return 25
+
+    monkeypatch.setattr(trainer, "plan_budget", plan)
+    return calls
+
+
+def test_time_budget_fixes_max_iters_and_a_consistent_schedule(dataset, tmp_path, plan_of_25):
+    model_config, train_config = budgeted(dataset, tmp_path / "run")
+    run_dir = train_model(model_config, train_config, verbose=False)
+    (budget, elapsed, step, update_seconds, eval_seconds, eval_interval), = plan_of_25
+    assert (budget, step, eval_interval) == (3.0, 5, 8) and elapsed > 0 and update_seconds > 0 and eval_seconds > 0
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["budget"]["max_iters"] == saved["train"]["max_iters"] == 25 and saved["budget"]["planned_at_step"] == 5
+    assert checkpoint.load_state(run_dir)["step"] == 25
+    assert [r["max_iters"] for r in records(run_dir, "budget")] == [25]
+    final = TrainConfig(**{**saved["train"], "betas": tuple(saved["train"]["betas"])})
+    lrs = {r["step"]: r["lr"] for r in records(run_dir, "train")}
+    assert sorted(lrs) == list(range(1, 26))
+    for step, lr in lrs.items():  # every update's lr, before and after the plan, is lr_at's for max_iters=25
+        assert lr == pytest.approx(lr_at(step - 1, final), rel=1e-9), step
+    assert [r["step"] for r in records(run_dir, "eval")] == [0, 8, 16, 24, 25]
+
+
+def test_a_time_budgeted_run_resumes_to_the_max_iters_it_planned(dataset, tmp_path, plan_of_25):
+    model_config, train_config = budgeted(dataset, tmp_path / "run")
+    with pytest.raises(KeyboardInterrupt):
+        train_model(model_config, train_config, callback=stop_at(9), verbose=False)
+    train_model(model_config, train_config, resume=True, verbose=False)  # the same configs: max_iters=10
+    assert len(plan_of_25) == 1, "a resumed run keeps its plan"
+    assert checkpoint.load_state(train_config.out_dir)["step"] == 25
+    assert [r["step"] for r in records(train_config.out_dir, "budget")] == [5]
+
+
+def test_a_time_budgeted_run_ends_within_its_budget(dataset, tmp_path):
+    model_config, train_config = budgeted(dataset, tmp_path / "run")
+    start = time.perf_counter()
+    run_dir = train_model(model_config, train_config, verbose=False)
+    wall = time.perf_counter() - start
+    plan = json.loads((run_dir / "config.json").read_text())["budget"]
+    assert checkpoint.load_state(run_dir)["step"] == plan["max_iters"] > 5
+    # A loaded machine may spend the budget before the plan (then one more update is all it does),
+    # and slow down after it: allow for both, but not for ignoring the budget.
+    allowed = max(train_config.time_budget, plan["elapsed_seconds"] + 2 * plan["update_seconds"])
+    assert wall < 1.5 * allowed + 1.0, f"a {train_config.time_budget} s budget took {wall:.1f} s ({plan})"
+
+
+def test_cli_time_budget_takes_durations_and_none():
+    parser = build_parser()
+    assert configs_from_args(parser.parse_args(["--time_budget", "10m"]))[1].time_budget == 600.0
+    assert configs_from_args(parser.parse_args(["--time_budget", "90"]))[1].time_budget == 90.0
+    assert configs_from_args(parser.parse_args(["--time_budget", "none"]))[1].time_budget is None
 
 
 # --- command line ---------------------------------------------------------------------------------
