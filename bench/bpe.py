@@ -13,7 +13,13 @@ Then encode throughput on the same text, one thread: our tiktoken export (target
 to tiktoken's GPT-2 encoding and our pure-Python ``encode``. The process is pinned to one CPU
 before anything is imported, so no library can spread over more cores.
 
+``--sample-curve`` measures instead how much training text a 4,096-token BPE needs: it trains on
+the first 0.25, 0.5, ... MB of the real train text and measures compression (UTF-8 bytes per token)
+on the real validation text, which is how ``slm_course.data.BPE_SAMPLE_BYTES`` was chosen (its own
+section, ``bpe_sample``).
+
     python bench/bpe.py [--naive-merges 3]
+    python bench/bpe.py --sample-curve
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ for _var in ("RAYON_NUM_THREADS", "RAYON_RS_NUM_CPUS", "OMP_NUM_THREADS", "MKL_N
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
+import functools  # noqa: E402
 import itertools  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -35,15 +42,18 @@ from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import markdown_table, timed, write_section  # noqa: E402
-from slm_course import bpe_train  # noqa: E402
+from slm_course import bpe_train, data  # noqa: E402
+from slm_course.corpus import load_tinystories  # noqa: E402
+from slm_course.corpus.synthetic import generate_stories  # noqa: E402
+from slm_course.data import bpe_sample  # noqa: E402
 from slm_course.runtime import shared_data_dir  # noqa: E402
-from slm_course.synthetic import generate_stories  # noqa: E402
-from slm_course.tokenizer import ENDOFTEXT, GPT2_PATTERN, BPETokenizer, gpt2_encoding  # noqa: E402
+from slm_course.tokenizer import ENDOFTEXT, GPT2_PATTERN, BPETokenizer, compression_stats, gpt2_encoding  # noqa: E402
 
 VOCAB_SIZE = 4096
 TEXT_BYTES = 5_000_000
 FAST_TARGET_S = 10.0
 ENCODE_TARGET_MB_S = 8.0
+KNEE_TOLERANCE = 0.01  # a sample "enough" for the vocabulary compresses within 1% of the largest one
 
 
 def load_text() -> tuple[str, str]:
@@ -59,7 +69,7 @@ def load_text() -> tuple[str, str]:
         n += len(story.encode()) + len(ENDOFTEXT) + 2
         if n >= TEXT_BYTES:
             break
-    source = "5 MB of SYNTHETIC stories (slm_course.synthetic; real text not found)"
+    source = "5 MB of SYNTHETIC stories (slm_course.corpus.synthetic; real text not found)"
     return f"\n{ENDOFTEXT}\n".join(stories), source
 
 
@@ -150,11 +160,56 @@ def target_note(ours: tuple[float, float], reference: tuple[float, float]) -> st
             f"{ours[1]:.1f} MB/s ({ours[1] / reference[1]:.2f}× GPT-2's), so {culprit} is to blame")
 
 
+def sample_curve() -> None:
+    """Validation compression of a 4,096-token BPE against the size of its training sample."""
+    shared = shared_data_dir()
+    if shared is None:
+        print("skipped: the real TinyStories text is not at ../shared/data/ (see its README); nothing written")
+        return
+    train = load_tinystories("train", shared / "TinyStories-train.subset.txt")
+    valid = load_tinystories("validation", shared / "TinyStories-valid.subset.txt")
+    all_bytes = sum(len(story.encode()) for story in train)
+    rows, results = [], []
+    for n_bytes in [*(int(mb * 2**20) for mb in (0.125, 0.25, 0.5, 1, 2, 4)), all_bytes]:
+        sample = bpe_sample(train, n_bytes)
+        tok, wall, cpu = timed(functools.partial(BPETokenizer.train, sample, VOCAB_SIZE, allow_smaller=True))
+        stats = compression_stats(valid, [tok])[tok.name]
+        results.append((n_bytes, stats.bytes_per_token, cpu))
+        print(f"{n_bytes / 2**20:6.2f} MiB: vocab {tok.vocab_size}, {stats.bytes_per_token:.4f} bytes/token "
+              f"on validation, trained in {wall:.2f} s")
+        rows.append([f"{n_bytes / 2**20:.3g} MiB ({len(sample):,} stories)", f"{tok.vocab_size:,}",
+                     f"{stats.bytes_per_token:.3f}", f"{stats.tokens_per_story:.1f}", f"{wall:.2f}", f"{cpu:.2f}"])
+    best = results[-1][1]
+    knee = next(n for n, bpt, _ in results if bpt >= best * (1 - KNEE_TOLERANCE))
+    for row, (n, bpt, _) in zip(rows, results):
+        row.append(f"{(bpt / best - 1) * 100:+.2f}%" + (" ← knee" if n == knee else ""))
+    last_doubling = (results[-1][1] / results[-2][1] - 1) * 100
+    body = (
+        f"## How much text a {VOCAB_SIZE}-token BPE needs (`BPE_SAMPLE_BYTES`)\n\n"
+        f"Our BPE trained on the first N bytes of real TinyStories (`TinyStories-train.subset.txt`, whole "
+        f"stories, one CPU core), compression measured on the real validation text "
+        f"(`TinyStories-valid.subset.txt`, {len(valid):,} stories). The knee, the smallest sample within "
+        f"{KNEE_TOLERANCE:.0%} of the compression of the largest, is **{knee / 2**20:.3g} MiB**. "
+        f"`slm_course.data.BPE_SAMPLE_BYTES` is **{data.BPE_SAMPLE_BYTES / 2**20:.3g} MiB**, "
+        f"{data.BPE_SAMPLE_BYTES / knee:.0f}× the knee: about as much text as the largest sample, which trains "
+        f"in {results[-1][2]:.1f} CPU s, and the curve has not gone quite flat (the last doubling still gained {last_doubling:.2f}%). Only "
+        f"{all_bytes / 1e6:.1f} MB of real text is available here, so the curve stops there.\n\n"
+        + markdown_table(["training sample", "vocab", "validation bytes/token", "tokens/story", "train wall s",
+                          "train CPU s", "vs the largest sample"], rows)
+    )
+    write_section("bpe_sample", body)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--naive-merges", type=int, default=3,
                         help="merges timed at each end of the naive trainer's schedule")
+    parser.add_argument("--sample-curve", action="store_true",
+                        help="measure validation compression against the size of the training sample instead")
     args = parser.parse_args()
+    if args.sample_curve:
+        sample_curve()
+        return
     text, source = load_text()
     n_bytes = len(text.encode())
     print(f"text: {source}, {n_bytes / 1e6:.2f} MB; pinned to CPU {sorted(os.sched_getaffinity(0))}")

@@ -77,7 +77,10 @@ def pretokenize(texts: str | Iterable[str], pattern: str, special_tokens: Iterab
 
 
 def merge_pair(ids: Sequence[int], pair: Pair, new_id: int) -> list[int]:
-    """``ids`` with every occurrence of ``pair`` (scanning left to right) replaced by ``new_id``."""
+    """``ids`` with every occurrence of ``pair`` (scanning left to right) replaced by ``new_id``.
+
+    Example: ``merge_pair([1, 2, 3, 1, 2], (1, 2), 4)`` -> ``[4, 3, 4]``
+    """
     first, second = pair
     merged, i = [], 0
     while i < len(ids):
@@ -185,10 +188,14 @@ def count_merges_wanted(vocab_size: int, special_tokens: Sequence[str]) -> int:
     return vocab_size - smallest
 
 
-def collect_merges(merges: Iterator[tuple[Pair, int]], n_merges: int) -> dict[Pair, int]:
-    """The first ``n_merges`` pairs of a trainer (started at id 256) as ``{pair: new_id}``; too few is an error."""
+def collect_merges(merges: Iterator[tuple[Pair, int]], n_merges: int, allow_fewer: bool = False) -> dict[Pair, int]:
+    """The first ``n_merges`` pairs of a trainer (started at id 256) as ``{pair: new_id}``.
+
+    A text can run out of pairs first (every pre-token is then a single token): that is an error,
+    unless ``allow_fewer``, which returns the merges there are.
+    """
     learned = {pair: 256 + k for k, (pair, _count) in enumerate(itertools.islice(merges, n_merges))}
-    if len(learned) < n_merges:
+    if len(learned) < n_merges and not allow_fewer:
         raise ValueError(
             f"the training text offers only {len(learned)} merges (every pre-token is a single token "
             f"by then) but the vocabulary needs {n_merges}; lower vocab_size or train on more text"
@@ -202,11 +209,13 @@ def train_merges(
     pattern: str,
     special_tokens: Sequence[str],
     naive: bool = False,
+    allow_smaller: bool = False,
 ) -> dict[Pair, int]:
     """Learn the merges ``{(id_a, id_b): new_id}`` (in order) of a ``vocab_size`` byte-level BPE.
 
     ``naive=True`` uses the reference trainer (recount everything after every merge): same result,
-    much slower; tests and lesson 01 compare against it.
+    much slower; tests and lesson 01 compare against it. ``allow_smaller=True`` makes ``vocab_size``
+    a ceiling: a text too small to offer that many merges gives all the merges it has.
     """
     n_merges = count_merges_wanted(vocab_size, special_tokens)
     pieces = pretokenize(texts, pattern, special_tokens)
@@ -214,4 +223,4 @@ def train_merges(
     corpus = list(pieces) if naive else Counter(pieces)
     if not corpus:
         raise ValueError("cannot train a tokenizer on empty text: give it at least one non-empty string")
-    return collect_merges(iter_merges_naive(corpus) if naive else iter_merges(corpus), n_merges)
+    return collect_merges(iter_merges_naive(corpus) if naive else iter_merges(corpus), n_merges, allow_smaller)

@@ -23,12 +23,15 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
 import tiktoken
 import torch
 import torch.nn as nn
+from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
@@ -36,7 +39,7 @@ from slm_course.config import GPTConfig
 from slm_course.model import GPT
 from slm_course.runtime import pick_device
 from slm_course.tokenizer import gpt2_encoding, load_encoding
-from slm_course.fileio import atomic_write, fsync_dir, remove_temporaries
+from slm_course.fileio import atomic_write, fsync_dir, read_json, remove_temporaries
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -99,11 +102,25 @@ def has_checkpoint(run_dir: Path) -> bool:
 
 
 def load_state(run_dir: Path) -> dict[str, Any]:
-    """The training state of the run's checkpoint, read without unpickling arbitrary objects."""
+    """The training state of the run's checkpoint, read without unpickling arbitrary objects.
+
+    A damaged file is a ValueError naming it: the run can't resume from it, though its weights
+    (a separate file) may still sample.
+    """
     path = Path(run_dir) / STATE
     if not path.exists():
         raise FileNotFoundError(f"no training state at {path}: the run has not saved a checkpoint yet")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError:
+        raise
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as error:  # a cut zip can be EINVAL
+        raise ValueError(
+            f"{path} is damaged ({_gist(error)}): it is cut short or is not a state file saved by "
+            f"slm_course, so the run cannot resume from it. Its weights ({WEIGHTS}) may still load for "
+            f"sampling; to train on, retrain: delete {Path(run_dir)} (or choose another out_dir) and run the "
+            f"training command again"
+        ) from None
 
 
 def load_weights(run_dir: Path, model: nn.Module, step: int | None = None) -> int | None:
@@ -115,7 +132,14 @@ def load_weights(run_dir: Path, model: nn.Module, step: int | None = None) -> in
     if not path.exists():
         raise FileNotFoundError(f"no weights at {path}: the run has not saved a checkpoint yet")
     data = path.read_bytes()
-    tensors = load_safetensors(data)
+    try:
+        tensors = load_safetensors(data)
+    except SafetensorError as error:
+        raise ValueError(
+            f"{path} is damaged ({error}): it is cut short or corrupt (a copy that did not finish, a full "
+            f"disk), so these weights cannot be loaded. A run keeps only its latest checkpoint: retrain, "
+            f"after deleting {Path(run_dir)} (or with another out_dir)"
+        ) from None
     saved_step = _safetensors_metadata(data).get("step")
     if step is not None and saved_step is not None and int(saved_step) != step:
         raise ValueError(
@@ -150,6 +174,16 @@ def _tied_names(state_dict: dict[str, torch.Tensor]) -> set[str]:
     return names
 
 
+def _gist(error: BaseException) -> str:
+    """The first sentence of a library's error; the rest is advice about the library's internals.
+
+    Example: ``"PytorchStreamReader failed reading zip archive: failed finding central directory.
+    This is an internal miniz error. ..."`` -> ``"PytorchStreamReader failed ... central directory"``
+    """
+    text = str(error).strip() or type(error).__name__
+    return re.split(r"\.(?:\s|$)", text, maxsplit=1)[0]
+
+
 def _safetensors_metadata(data: bytes) -> dict[str, str]:
     header_len = int.from_bytes(data[:8], "little")
     return json.loads(data[8 : 8 + header_len]).get("__metadata__", {})
@@ -182,13 +216,29 @@ def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
         f.write(json.dumps(record) + "\n")
 
 
+def read_run_config(run_dir: str | Path) -> dict[str, Any]:
+    """The run's record, ``config.json``: what was trained (``model``, ``train``), with which
+    ``tokenizer``, on what ``data``. The one reader of that file, so every caller gets the same
+    errors for a missing, damaged or foreign one."""
+    path = Path(run_dir) / CONFIG
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no run in {Path(run_dir)}: {CONFIG} is missing. Train one with "
+            f"`python -m slm_course.train --preset cpu-quick` or slm_course.lessons.demo.demo_run()"
+        )
+    record = read_json(path, "run config")
+    missing = [key for key in ("model", "tokenizer") if key not in record]
+    if missing:
+        raise ValueError(f"{path} lacks the section(s) {missing}; it was not written by slm_course.train")
+    return record
+
+
 def is_complete(run_dir: str | Path) -> bool:
     """True if ``run_dir`` holds a checkpoint of its final step."""
     run_dir = Path(run_dir)
     if not has_checkpoint(run_dir) or not (run_dir / CONFIG).exists():
         return False
-    max_iters = json.loads((run_dir / CONFIG).read_text())["train"]["max_iters"]
-    return int(load_state(run_dir)["step"]) >= max_iters
+    return int(load_state(run_dir)["step"]) >= read_run_config(run_dir)["train"]["max_iters"]
 
 
 def load_run(run_dir: str | Path, device: str | torch.device | None = None) -> tuple[GPT, tiktoken.Encoding, dict[str, Any]]:
@@ -196,15 +246,7 @@ def load_run(run_dir: str | Path, device: str | torch.device | None = None) -> t
     the run's record (``config.json`` plus ``step``, the update the weights come from)."""
     run_dir = Path(run_dir)
     config_path = run_dir / CONFIG
-    if not config_path.exists():
-        raise FileNotFoundError(
-            f"no run in {run_dir}: {config_path.name} is missing. Train one with "
-            f"`python -m slm_course.train --preset cpu-quick` or slm_course.lessons.demo.demo_run()"
-        )
-    record = json.loads(config_path.read_text())
-    missing = [key for key in ("model", "tokenizer") if key not in record]
-    if missing:
-        raise ValueError(f"{config_path} lacks the section(s) {missing}; it was not written by slm_course.train")
+    record = read_run_config(run_dir)
     model = GPT(GPTConfig.from_dict(record["model"]))
     record["step"] = load_weights(run_dir, model)
     tokenizer = record["tokenizer"]

@@ -97,7 +97,7 @@ class TrainConfig:
         "'gpt2', 'bpe-N' (our BPE with N tokens, trained on the training stories and cached), "
         "or the path of a saved BPETokenizer"))
     data_source: str | None = field(default=None, metadata=_help(
-        "where the stories come from (see slm_course.data.load_tinystories; default: the best available)"))
+        "where the stories come from (see slm_course.corpus.load_tinystories; default: the best available)"))
     max_stories: int | None = field(default=None, metadata=_help("use only the first N stories of each split"))
     data_dir: str | None = field(default=None, metadata=_help(
         "a directory already holding train.bin and validation.bin tokenized with `tokenizer` "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -85,10 +86,32 @@ def fsync_dir(directory: str | os.PathLike) -> None:
         os.close(fd)
 
 
-def remove_temporaries(directory: str | os.PathLike) -> list[Path]:
-    """Delete the temporary files a killed writer left in ``directory``; return what was removed."""
+def remove_temporaries(directory: str | os.PathLike, keep_running: bool = False) -> list[Path]:
+    """Delete the temporary files a killed writer left in ``directory``; return what was removed.
+
+    ``keep_running`` spares the files of writers that are still alive (the process id is in the
+    name), for a directory that several processes may fill at once, such as the data cache.
+
+    Example: ``remove_temporaries("runs/a")`` -> ``[Path("runs/a/.state.pt.tmp-4242-1")]``
+    """
     removed = []
     for tmp in Path(directory).glob(TEMP_GLOB):
+        if keep_running and _writer_is_running(tmp):
+            continue
         tmp.unlink(missing_ok=True)
         removed.append(tmp)
     return removed
+
+
+def _writer_is_running(tmp: Path) -> bool:
+    """Whether the process that named ``tmp`` (``.<name>.tmp-<pid>-<thread>``) still exists."""
+    match = re.search(r"\.tmp-(\d+)-\d+$", tmp.name)
+    if match is None:
+        return False
+    try:
+        os.kill(int(match.group(1)), 0)  # signal 0 only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, and belongs to someone else
+        return True
+    return True

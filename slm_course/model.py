@@ -18,11 +18,17 @@ import torch.nn.functional as F
 from slm_course.config import GPTConfig
 
 
-def check_token_ids(ids: torch.Tensor, vocab_size: int, where: str = "the input") -> None:
+def check_token_ids(
+    ids: torch.Tensor,
+    vocab_size: int,
+    where: str = "the input",
+    hint: str = "was it tokenized with a different tokenizer than GPTConfig.vocab_size assumes?",
+) -> None:
     """Raise a ValueError if any id in ``ids`` is outside ``[0, vocab_size)``, naming ``where``.
 
     An id past the embedding table fails deep inside torch (or, on a GPU, as an asynchronous
-    device assert); the usual cause is data tokenized by another tokenizer, so the message says so.
+    device assert); the usual cause is data tokenized by another tokenizer. The one check every
+    entry point uses: tokenized data (once per run), the sampler's prompt, a CPU forward.
 
     Example: ``check_token_ids(torch.tensor([[1, 2, 9]]), 8)`` -> ValueError "token id 9 is outside
     the vocabulary [0, 8) in the input; ..."
@@ -32,10 +38,7 @@ def check_token_ids(ids: torch.Tensor, vocab_size: int, where: str = "the input"
     lo, hi = int(ids.min()), int(ids.max())
     if lo < 0 or hi >= vocab_size:
         bad = lo if lo < 0 else hi
-        raise ValueError(
-            f"token id {bad} is outside the vocabulary [0, {vocab_size}) in {where}; "
-            f"was it tokenized with a different tokenizer than GPTConfig.vocab_size assumes?"
-        )
+        raise ValueError(f"token id {bad} is outside the vocabulary [0, {vocab_size}) in {where}; {hint}")
 
 
 class LayerNorm(nn.Module):

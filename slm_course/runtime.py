@@ -7,8 +7,11 @@ CUDA GPU, on Apple silicon (MPS) and on a plain CPU.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import os
 import random
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -101,17 +104,171 @@ def eval_mode(model: torch.nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
+# --- precision ------------------------------------------------------------------------------------
+
+AMPERE = (8, 0)  # NVIDIA's first compute capability with bf16 and TF32 tensor cores (A100)
+# /proc/cpuinfo flags of CPU instructions that compute in bf16 natively, and their usual names.
+CPU_BF16_FLAGS = {"amx_bf16": "AMX-BF16", "avx512_bf16": "AVX-512-BF16", "bf16": "Arm BF16"}
+_PROBE_SIZE = 256  # n of the n x n matmuls the CPU check times: one slow bf16 call stays ~30 ms
+_PROBE_SECONDS = 0.01  # per burst of calls of one dtype (at least one call)
+_PROBE_ROUNDS = 4  # bursts per dtype, alternating
+
+
 def resolve_dtype(dtype: str, device: torch.device) -> tuple[torch.dtype, str]:
-    """The compute dtype for ``dtype`` on ``device``, and a sentence saying why."""
+    """The compute dtype for ``dtype`` ("auto" or a torch dtype name) on ``device``, and a sentence
+    saying why, for the training log.
+
+    ``auto`` picks bf16 autocast only where the hardware computes bf16 natively (an NVIDIA GPU of
+    compute capability 8.0 or newer): torch *emulates* bf16 on a T4 or V100, which runs but slowly,
+    so there fp16 autocast + GradScaler is the fast choice. The CPU stays fp32 (full precision, and
+    what the lessons' numbers were made with); its sentence names the CPU's bf16 instructions and the
+    measured bf16/fp32 matmul speed, so a learner with AMX knows ``dtype="bfloat16"`` may pay off.
+    MPS stays fp32. The caller enables a GradScaler exactly when the dtype is float16.
+
+    Example: ``resolve_dtype("auto", torch.device("cpu"))[0]`` is ``torch.float32``.
+    """
     if dtype != "auto":
-        return getattr(torch, dtype), f"{dtype} as configured"
+        return getattr(torch, dtype), _configured_sentence(dtype, device)
     if device.type == "cuda":
-        if torch.cuda.is_bf16_supported():
-            return torch.bfloat16, "bfloat16 autocast: this GPU supports bf16, which keeps fp32's range (no loss scaling)"
-        return torch.float16, "float16 autocast + GradScaler: this GPU lacks bf16; the scaler stops small gradients underflowing"
+        gpu = _gpu_description(device)
+        if native_bf16(device):
+            return torch.bfloat16, (
+                f"bfloat16 autocast: the {gpu} has native bf16 tensor cores, and bf16 keeps fp32's range, "
+                f"so no loss scaling is needed"
+            )
+        return torch.float16, (
+            f"float16 autocast + GradScaler: the {gpu} has no native bf16 (torch would emulate it, slowly); "
+            f"the scaler keeps fp16's small gradients from underflowing to zero"
+        )
     if device.type == "mps":
         return torch.float32, "float32 on MPS: autocast there is patchy and rarely faster for small models"
-    return torch.float32, (
-        "float32 on CPU: without AVX-512-BF16/AMX, bf16/fp16 matmuls are ~150x slower than fp32 "
-        "(CPUs that have AMX can gain ~20% with dtype='bfloat16'; fp32 is the safe default)"
-    )
+    return torch.float32, f"float32 on CPU (full precision; the lessons' numbers were made so): {_cpu_bf16_clause()}"
+
+
+def native_bf16(device: torch.device) -> bool:
+    """True if ``device`` computes bf16 in hardware rather than by emulation.
+
+    ``torch.cuda.is_bf16_supported()`` also counts emulated bf16 by default, so it says yes on a T4;
+    its ``including_emulation=False`` (torch 2.4+) is asked where it exists, else compute
+    capability >= 8.0. On the CPU it means an AMX-BF16, AVX-512-BF16 or Arm BF16 flag.
+    """
+    if device.type == "cuda":
+        supported = torch.cuda.is_bf16_supported
+        if "including_emulation" in inspect.signature(supported).parameters:
+            return bool(supported(including_emulation=False))
+        return torch.cuda.get_device_capability(device) >= AMPERE
+    if device.type == "cpu":
+        return bool(cpu_bf16_features())
+    return False
+
+
+def configure_matmul_precision(device: torch.device, dtype: torch.dtype) -> str:
+    """Let float32 matmuls use TF32 tensor cores where that is what makes fp32 training fast, and
+    return a clause for the training log ("" where there is nothing to say).
+
+    On an NVIDIA GPU of compute capability 8.0 or newer, a float32 run calls
+    ``torch.set_float32_matmul_precision("high")``: matmul inputs are rounded to TF32's 10-bit
+    mantissa (fp32's range and accumulation are kept), several times faster than full fp32 and
+    plenty for training. That setting is process-wide, as torch's is; bf16/fp16 autocast runs and
+    other devices are left as they are. The trainer calls this right after :func:`resolve_dtype`.
+
+    Example: ``configure_matmul_precision(torch.device("cpu"), torch.float32)`` is ``""``.
+    """
+    if device.type != "cuda" or dtype != torch.float32 or torch.version.hip:
+        return ""  # AMD's TF32 (MI300 only) goes by other rules: claim nothing there
+    if torch.cuda.get_device_capability(device) < AMPERE:
+        return f"float32 matmuls at full precision (TF32 needs compute capability 8.0; the {_gpu_description(device)})"
+    torch.set_float32_matmul_precision("high")
+    return "TF32 tensor-core matmuls for float32 (torch.set_float32_matmul_precision('high'): 10-bit mantissas, fp32 range)"
+
+
+def _gpu_description(device: torch.device) -> str:
+    """E.g. ``Tesla T4 (compute capability 7.5)``."""
+    major, minor = torch.cuda.get_device_capability(device)
+    return f"{torch.cuda.get_device_name(device)} (compute capability {major}.{minor})"
+
+
+def _configured_sentence(dtype: str, device: torch.device) -> str:
+    """``<dtype> as configured``, plus a warning where that dtype is emulated on ``device``."""
+    if dtype == "float16":
+        return "float16 as configured, with a GradScaler against gradient underflow"
+    if dtype != "bfloat16" or native_bf16(device) or device.type == "mps":
+        return f"{dtype} as configured"
+    if device.type == "cuda":
+        return (f"bfloat16 as configured, but the {_gpu_description(device)} has no native bf16: torch emulates "
+                f"it, slowly (dtype='auto' picks float16 + GradScaler here)")
+    return f"bfloat16 as configured, but {_cpu_bf16_clause()}"
+
+
+@functools.lru_cache(maxsize=2)
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU's feature flags as Linux lists them in ``cpuinfo`` (the ``flags`` line on x86,
+    ``Features`` on Arm); empty where there is no such file (macOS, Windows). Cached.
+
+    Example: ``"avx2" in cpu_flags()`` on most x86 machines of the last ten years.
+    """
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
+def cpu_bf16_features() -> list[str]:
+    """Names of this CPU's native bf16 instructions, e.g. ``["AMX-BF16", "AVX-512-BF16"]``."""
+    flags = cpu_flags()
+    return [name for flag, name in CPU_BF16_FLAGS.items() if flag in flags]
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_bf16_speedup() -> float:
+    """How many times faster a bf16 matmul runs than an fp32 one on this CPU (below 1: slower).
+
+    Measured, not assumed: with AMX a bf16 matmul is several times faster than fp32, without any
+    bf16 instructions it can be tens of times slower. 256 x 256 matmuls on one thread (with
+    several, a thread that another process delays stalls every fp32 call at its barrier, and
+    the ratio swings tenfold on a shared machine), in alternating bursts whose best rate per
+    dtype counts. About 0.1 s, once per process.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _bf16_over_fp32_rate()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _bf16_over_fp32_rate() -> float:
+    operands = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        generator = torch.Generator().manual_seed(0)
+        a, b = (torch.randn(_PROBE_SIZE, _PROBE_SIZE, generator=generator).to(dtype) for _ in range(2))
+        a @ b  # warm-up: the first call may generate kernels (oneDNN JIT) or fault in pages
+        operands[dtype] = (a, b)
+    best = dict.fromkeys(operands, 0.0)
+    for _ in range(_PROBE_ROUNDS):
+        for dtype, (a, b) in operands.items():
+            calls, start = 0, time.perf_counter()
+            while (elapsed := time.perf_counter() - start) < _PROBE_SECONDS:
+                a @ b
+                calls += 1
+            best[dtype] = max(best[dtype], calls / elapsed)
+    return best[torch.bfloat16] / best[torch.float32]
+
+
+def _cpu_bf16_clause() -> str:
+    """What this CPU's bf16 instructions and measured bf16 matmul speed say about dtype='bfloat16'."""
+    speedup = cpu_bf16_speedup()
+    measured = (f"{speedup:.1f}x faster than" if speedup >= 1 else f"{1 / speedup:.1f}x slower than")
+    measured = f"bf16 matmuls ran {measured} fp32 in a quick one-thread check here"
+    features = cpu_bf16_features()
+    if features:
+        advice = "dtype='bfloat16' may train faster" if speedup > 1.2 else "bf16 would not be faster"
+        return f"this CPU has {' and '.join(features)}; {measured}, so {advice}"
+    kernels = torch.backends.cpu.get_cpu_capability()
+    seen = "its feature flags could not be read" if not cpu_flags() else "it has no AVX-512-BF16, AMX or Arm BF16"
+    return f"{seen} (torch's CPU kernels: {kernels}), and {measured}"

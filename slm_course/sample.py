@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import codecs
 import itertools
+import sys
 from collections.abc import Iterable, Iterator
 
 import tiktoken
@@ -152,6 +153,7 @@ def stream(
     stop_token: int | None = None,
     generator: torch.Generator | None = None,
     use_cache: bool = True,
+    n_vocab: int | None = None,
 ) -> Iterator[torch.Tensor]:
     """Sample up to ``max_new_tokens`` tokens after the prompts idx (B, T), yielding each step's
     new token of every sequence, a (B,) tensor, as soon as it is drawn.
@@ -165,13 +167,16 @@ def stream(
       every story in training; without a stop_token it is an error.
     - ``use_cache`` keeps a KV cache; the tokens are the same as without it (see
       ``GPT.next_token_logits`` for what happens past the context window).
+    - ``n_vocab`` (the tokenizer's size) keeps the draw to ids a token has: a model's vocabulary
+      may be padded past its tokenizer's (GPT-2's 50,257 tokens in 50,304 rows, for fast
+      matmuls), and an untrained or briefly trained model gives those rows some probability.
     - The model runs in eval mode (no dropout) and without gradients, and is put back after.
 
     Arguments are checked here, before the first token, not when iteration starts.
     """
-    idx = _check_generate_args(model, idx, max_new_tokens, temperature, top_k, top_p, stop_token)
+    idx = _check_generate_args(model, idx, max_new_tokens, temperature, top_k, top_p, stop_token, n_vocab)
     sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
-    return _stream_tokens(model, idx, max_new_tokens, sampling, stop_token, use_cache)
+    return _stream_tokens(model, idx, max_new_tokens, sampling, stop_token, use_cache, n_vocab)
 
 
 def generate(
@@ -184,27 +189,29 @@ def generate(
     stop_token: int | None = None,
     generator: torch.Generator | None = None,
     use_cache: bool = True,
+    n_vocab: int | None = None,
 ) -> torch.Tensor:
     """The prompts idx (B, T) followed by their sampled continuations: (B, T + steps).
 
     Steps is ``max_new_tokens``, or fewer if every sequence met ``stop_token``; finished sequences
     are padded with ``stop_token``. An empty prompt becomes ``[stop_token]``. See ``stream``.
     """
-    idx = _check_generate_args(model, idx, max_new_tokens, temperature, top_k, top_p, stop_token)
+    idx = _check_generate_args(model, idx, max_new_tokens, temperature, top_k, top_p, stop_token, n_vocab)
     sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
-    new_tokens = _stream_tokens(model, idx, max_new_tokens, sampling, stop_token, use_cache)
+    new_tokens = _stream_tokens(model, idx, max_new_tokens, sampling, stop_token, use_cache, n_vocab)
     return torch.cat([idx, *(token[:, None] for token in new_tokens)], dim=1)
 
 
 @torch.no_grad()
 def _stream_tokens(
-    model: GPT, idx: torch.Tensor, max_new_tokens: int, sampling: dict, stop_token: int | None, use_cache: bool
+    model: GPT, idx: torch.Tensor, max_new_tokens: int, sampling: dict, stop_token: int | None, use_cache: bool,
+    n_vocab: int | None,
 ) -> Iterator[torch.Tensor]:
     with eval_mode(model):
         kv_cache = model.new_kv_cache(idx.size(0)) if use_cache else None
         finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
         for _ in range(max_new_tokens):
-            logits = model.next_token_logits(idx, kv_cache)
+            logits = model.next_token_logits(idx, kv_cache)[:, :n_vocab]  # rows no token has: never
             token = _draw(logits.float(), **sampling)
             if stop_token is not None:
                 token = token.masked_fill(finished, stop_token)
@@ -223,6 +230,7 @@ def _check_generate_args(
     top_k: int | None,
     top_p: float | None,
     stop_token: int | None,
+    n_vocab: int | None,
 ) -> torch.Tensor:
     """Check everything ``stream`` is given; return the prompt to start from."""
     check_sampling_args(temperature, top_k, top_p)
@@ -230,8 +238,12 @@ def _check_generate_args(
         raise ValueError(f"max_new_tokens must be a non-negative integer, got {max_new_tokens!r}")
     idx = _check_prompt(model, idx)
     vocab_size = model.config.vocab_size
-    if stop_token is not None and not 0 <= stop_token < vocab_size:
-        raise ValueError(f"stop_token {stop_token} is outside the vocabulary [0, {vocab_size})")
+    if n_vocab is not None and (isinstance(n_vocab, bool) or not isinstance(n_vocab, int)
+                                or not 0 < n_vocab <= vocab_size):
+        raise ValueError(f"n_vocab must be an integer in [1, GPTConfig.vocab_size={vocab_size}], got {n_vocab!r}")
+    drawable = n_vocab or vocab_size
+    if stop_token is not None and not 0 <= stop_token < drawable:
+        raise ValueError(f"stop_token {stop_token} is outside the vocabulary [0, {drawable})")
     return _start_tokens(idx, stop_token)
 
 
@@ -300,7 +312,8 @@ def stream_text(
         )
     idx = prompt_ids(encoding, prompt, device=model.lm_head.weight.device)
     end = encoding.eot_token
-    tokens = stream(model, idx, max_new_tokens, temperature, top_k, top_p, end, generator, use_cache)
+    tokens = stream(model, idx, max_new_tokens, temperature, top_k, top_p, end, generator, use_cache,
+                    n_vocab=encoding.n_vocab)
     return decode_stream(encoding, itertools.takewhile(lambda t: t != end, (int(t) for t in tokens)))
 
 
@@ -348,11 +361,13 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as err:
         parser.error(str(err))
 
-
     try:
-        model, encoding, _ = load_run(args.checkpoint, device=device)
+        model, encoding, record = load_run(args.checkpoint, device=device)
     except (FileNotFoundError, ValueError) as err:
         parser.error(f"cannot load checkpoint {args.checkpoint!r}: {err}")
+    # On stderr, so that stdout stays the stories: a model of the embedded corpus must say so.
+    trained_on = record.get("data", {}).get("source") or record.get("data", {}).get("data_dir", "unknown data")
+    print(f"model from {args.checkpoint} (step {record['step']}), trained on {trained_on}", file=sys.stderr)
     generator = torch.Generator(device=model.lm_head.weight.device).manual_seed(args.seed)
     for i in range(args.num_samples):
         if args.num_samples > 1:

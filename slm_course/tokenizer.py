@@ -49,6 +49,7 @@ from tiktoken.load import data_gym_to_mergeable_bpe_ranks
 
 from slm_course import bpe_train
 from slm_course.bpe_train import Pair
+from slm_course.fileio import atomic_write
 
 ENDOFTEXT = "<|endoftext|>"
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
@@ -130,14 +131,18 @@ class BPETokenizer:
         pattern: str = GPT2_PATTERN,
         special_tokens: Sequence[str] = (ENDOFTEXT,),
         naive: bool = False,
+        allow_smaller: bool = False,
     ) -> BPETokenizer:
         """Learn a ``vocab_size``-token BPE from ``texts`` (a string or an iterable of strings).
 
         Ties between equally frequent pairs go to the smallest pair of ids (see
         ``slm_course.bpe_train``). ``naive=True`` uses the slow reference trainer: same merges.
+        A text too small for ``vocab_size`` (every word is one token before the merges run out) is
+        an error, unless ``allow_smaller=True``: then the vocabulary is as large as the text allows.
         """
         special_tokens = bpe_train.check_special_tokens(special_tokens)
-        merges = bpe_train.train_merges(texts, vocab_size, pattern, special_tokens, naive=naive)
+        merges = bpe_train.train_merges(texts, vocab_size, pattern, special_tokens, naive=naive,
+                                        allow_smaller=allow_smaller)
         return cls(merges, pattern, special_tokens)
 
     @property
@@ -234,13 +239,14 @@ class BPETokenizer:
     # -- saving, loading, exporting ------------------------------------------------------------
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the tokenizer in the text format described at the top of this module."""
+        """Write the tokenizer in the text format described at the top of this module, atomically
+        (a tokenizer cache that a crash cut short would otherwise be found and trusted)."""
         lines = [_FILE_HEADER, f"pattern {json.dumps(self.pattern)}", f"specials {len(self.special_tokens)}"]
         lines += [f"{json.dumps(token)} {token_id}" for token, token_id in self.special_tokens.items()]
         lines.append(f"merges {len(self.merges)}")
         lines += [f"{first} {second}" for first, second in self.merges]
         path = Path(path)
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        atomic_write(path, ("\n".join(lines) + "\n").encode("utf-8"))
         return path
 
     @classmethod

@@ -33,10 +33,10 @@ from slm_course import checkpoint
 from slm_course.config import GPTConfig, TrainConfig
 from slm_course.data import RunData, get_batch, prepare_run_data
 from slm_course.distributed import Process, gather_rng_states, set_rng_states, start_process
-from slm_course.fileio import atomic_write, read_json, write_json
+from slm_course.fileio import atomic_write, write_json
 from slm_course.model import GPT
 from slm_course.optim import make_optimizer, make_scheduler, optimizer_step, schedule_counts_skipped_updates
-from slm_course.runtime import eval_mode, resolve_dtype, seed_everything
+from slm_course.runtime import configure_matmul_precision, eval_mode, resolve_dtype, seed_everything
 from slm_course.tokenizer import encoding_fingerprint, token_byte_lengths
 
 # TrainConfig fields that may differ when a run is resumed: how often it reports, and where and in
@@ -116,11 +116,6 @@ def estimate_loss(
 
 
 # --- the run directory ---------------------------------------------------------------------------
-
-
-def read_run_config(run_dir: str | Path) -> dict[str, Any]:
-    """A run's ``config.json``: the model, training, tokenizer and data it was made with."""
-    return read_json(Path(run_dir) / checkpoint.CONFIG, what="run's config")
 
 
 def check_same_run(run_dir: Path, saved: dict[str, Any], wanted: dict[str, Any]) -> None:
@@ -298,22 +293,6 @@ def _log_train(state: _RunState, process: Process, scaler: torch.amp.GradScaler,
     state.new_window(state.window_loss.device)
 
 
-def _check_token_ids(tokens: dict[str, np.ndarray], n_vocab: int, cfg: TrainConfig) -> None:
-    """Fail clearly if the data holds ids the tokenizer cannot have made (data from another tokenizer).
-
-    Checked once per run, on the host, before anything draws a batch: checking on the device at
-    every forward pass would stall a GPU once per micro-batch.
-    """
-    for split, ids in tokens.items():
-        highest = int(ids.max())
-        if highest >= n_vocab:
-            raise ValueError(
-                f"the {split} data holds token id {highest}, outside the {n_vocab} ids of "
-                f"TrainConfig.tokenizer={cfg.tokenizer!r}: it was tokenized with another tokenizer. Tokenize "
-                f"it again with this one (or unset TrainConfig.data_dir to let the run prepare its own data)"
-            )
-
-
 # --- the training loop ---------------------------------------------------------------------------
 
 
@@ -353,13 +332,12 @@ def train_model(
                 f"GPTConfig.vocab_size ({model_config.vocab_size}) is smaller than the tokenizer's {n_vocab} "
                 f"tokens ({cfg.tokenizer!r}); set vocab_size to at least {n_vocab}"
             )
-        _check_token_ids(data.tokens, n_vocab, cfg)
         token_bytes = torch.as_tensor(token_byte_lengths(data.encoding), device=process.device)
 
         # config.json: a resumed run must be the same run; nobody writes before every rank checked
         run_record = _run_record(model_config, cfg, data)
         if resuming:
-            check_same_run(run_dir, read_run_config(run_dir), run_record)
+            check_same_run(run_dir, checkpoint.read_run_config(run_dir), run_record)
         process.barrier()
         if process.is_main:
             write_json(run_dir / checkpoint.CONFIG, run_record)
@@ -377,6 +355,8 @@ def train_model(
         optimizer = make_optimizer(model, cfg, device)
         scheduler = make_scheduler(optimizer, cfg)
         dtype, why = resolve_dtype(cfg.dtype, device)
+        matmul = configure_matmul_precision(device, dtype)  # TF32 for fp32 runs on Ampere and newer
+        why += f"; {matmul}" if matmul else ""
         autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
         scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
         # per-rank random streams: every rank draws different batches and different dropout masks

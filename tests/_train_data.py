@@ -7,7 +7,8 @@ from pathlib import Path
 import tiktoken
 
 from slm_course.config import GPTConfig, TrainConfig
-from slm_course.data import load_tinystories, prepare
+from slm_course.corpus import load_tinystories
+from slm_course.data import prepare
 from slm_course.tokenizer import BPETokenizer
 
 VOCAB = 300

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -14,10 +14,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from slm_course import checkpoint
+from slm_course import checkpoint, sample
 from slm_course.fileio import atomic_write
 from slm_course.config import GPTConfig
 from slm_course.model import GPT
+from slm_course.tokenizer import BPETokenizer
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = GPTConfig(vocab_size=64, block_size=8, n_layer=1, n_head=2, n_embd=16, dropout=0.0)
@@ -160,7 +161,7 @@ def test_loading_state_never_unpickles_arbitrary_objects(tmp_path, monkeypatch):
     marker = tmp_path / "code-was-run"
     monkeypatch.setenv("EXPLOIT_MARKER", str(marker))
     torch.save({"step": 1, "payload": _Exploit()}, tmp_path / checkpoint.STATE)
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(ValueError, match=r"state\.pt is damaged \(Weights only load failed"):
         checkpoint.load_state(tmp_path)
     assert not marker.exists()
     with pytest.raises(FileNotFoundError, match="state.pt"):
@@ -176,3 +177,51 @@ def test_metrics_skip_a_torn_line_and_truncate_to_a_step(tmp_path):
     checkpoint.truncate_metrics(tmp_path, 2)
     assert [r["step"] for r in checkpoint.read_metrics(tmp_path)] == [1, 2]
     assert checkpoint.read_metrics(tmp_path / "none") == []
+
+
+def make_run(run_dir: Path) -> Path:
+    """A run directory as training writes it: config.json, a byte-level tokenizer, one checkpoint."""
+    model_config = CONFIG.replace(vocab_size=260)
+    run_dir.mkdir()
+    BPETokenizer({}).save(run_dir / "tokenizer.bpe")  # 256 bytes + <|endoftext|>
+    (run_dir / checkpoint.CONFIG).write_text(json.dumps({
+        "format": 1, "model": model_config.to_dict(), "train": {"max_iters": 3},
+        "tokenizer": {"spec": "bpe-257", "file": "tokenizer.bpe"}, "data": {}}))
+    checkpoint.save(run_dir, GPT(model_config), state_at(3))
+    return run_dir
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garble"])
+def test_damaged_weights_are_an_error_naming_the_file_and_what_to_do(tmp_path, damage, capsys):
+    run_dir = make_run(tmp_path / "run")
+    weights = run_dir / checkpoint.WEIGHTS
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"\xff" * 8 + data[8:])
+    with pytest.raises(ValueError, match=r"model\.safetensors is damaged .*retrain"):
+        checkpoint.load_run(run_dir, device="cpu")
+    with pytest.raises(SystemExit) as exit_info:  # the sampling CLI reports it, without a traceback
+        sample.main(["--checkpoint", str(run_dir), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and str(weights) in err and "retrain" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("keep", [0, 100, -10])
+def test_damaged_state_is_an_error_naming_the_file_and_weights_still_load(tmp_path, keep):
+    run_dir = make_run(tmp_path / "run")
+    state = run_dir / checkpoint.STATE
+    state.write_bytes(state.read_bytes()[:keep])
+    with pytest.raises(ValueError, match=r"state\.pt is damaged .*cannot resume"):
+        checkpoint.load_state(run_dir)
+    with pytest.raises(ValueError, match=r"state\.pt is damaged"):
+        checkpoint.is_complete(run_dir)
+    model, encoding, record = checkpoint.load_run(run_dir, device="cpu")  # sampling needs only the weights
+    assert record["step"] == 3 and encoding.n_vocab == 257
+
+
+def test_a_damaged_run_config_is_named(tmp_path):
+    run_dir = make_run(tmp_path / "run")
+    (run_dir / checkpoint.CONFIG).write_text('{"model": ')
+    with pytest.raises(ValueError, match=r"config\.json is not valid JSON .*run config is damaged"):
+        checkpoint.read_run_config(run_dir)
+    with pytest.raises(FileNotFoundError, match="config.json is missing"):
+        checkpoint.read_run_config(tmp_path)

@@ -1,4 +1,4 @@
-"""The data pipeline: finding stories (local, hub, embedded), tokenizing them to disk, batches."""
+"""The data pipeline: finding stories (slm_course.corpus: local, hub, embedded), tokenizing them to disk, batches."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ import tiktoken
 import torch
 
 from slm_course import data
+from slm_course.corpus import sources
+from slm_course.corpus import SYNTHETIC_SOURCE, load_tinystories
 from slm_course.runtime import shared_data_dir
 from slm_course.tokenizer import ENDOFTEXT, encoding_fingerprint, gpt2_encoding
 
@@ -26,8 +28,8 @@ def isolated(monkeypatch, tmp_path):
     """No SLM_TINYSTORIES from the caller, a private cache, and a fresh fallback warning and probe."""
     monkeypatch.delenv("SLM_TINYSTORIES", raising=False)
     monkeypatch.setenv("SLM_CACHE", str(tmp_path / "slm_cache"))
-    monkeypatch.setattr(data, "_fallback_warned", False)
-    monkeypatch.setattr(data, "_probe_cache", None)
+    monkeypatch.setattr(sources, "_fallback_warned", False)
+    monkeypatch.setattr(sources, "_probe_cache", None)
 
 
 @pytest.fixture
@@ -63,21 +65,21 @@ def write_txt(path, stories):
 
 
 def test_synthetic_source_is_labelled_and_has_default_sizes():
-    valid = data.load_tinystories("validation", source="synthetic")
-    assert len(valid) == data.SYNTHETIC_SIZES["validation"]
-    assert valid.source == data.SYNTHETIC_SOURCE and "NOT real TinyStories" in valid.source
-    train = data.load_tinystories("train", source="synthetic", max_stories=3000)
+    valid = load_tinystories("validation", source="synthetic")
+    assert len(valid) == sources.SYNTHETIC_SIZES["validation"]
+    assert valid.source == SYNTHETIC_SOURCE and "NOT real TinyStories" in valid.source
+    train = load_tinystories("train", source="synthetic", max_stories=3000)
     assert len(train) == 3000 and not set(train) & set(valid)  # the splits never share a story
     assert train[:10].source == train.source  # slicing keeps the label
 
 
 def test_split_aliases_and_bad_split():
     for alias in ("valid", "val"):
-        assert data.load_tinystories(alias, "synthetic", 5) == data.load_tinystories("validation", "synthetic", 5)
+        assert load_tinystories(alias, "synthetic", 5) == load_tinystories("validation", "synthetic", 5)
     with pytest.raises(ValueError, match="'train' or 'validation'"):
-        data.load_tinystories("test", "synthetic")
+        load_tinystories("test", "synthetic")
     with pytest.raises(ValueError, match="max_stories"):
-        data.load_tinystories("train", "synthetic", max_stories=0)
+        load_tinystories("train", "synthetic", max_stories=0)
 
 
 @needs_shared
@@ -85,36 +87,36 @@ def test_env_var_pointing_at_the_shared_real_text(monkeypatch):
     train_file = SHARED / "TinyStories-train.subset.txt"
     valid_file = SHARED / "TinyStories-valid.subset.txt"
     monkeypatch.setenv("SLM_TINYSTORIES", str(train_file))
-    train = data.load_tinystories("train")
+    train = load_tinystories("train")
     assert train.source == f"local file: {train_file}"
     assert len(train) == train_file.read_text(encoding="utf-8").count(ENDOFTEXT)
-    assert train[0] not in set(data.load_tinystories("train", "synthetic", 2000))
-    valid = data.load_tinystories("validation")  # the twin file beside it
+    assert train[0] not in set(load_tinystories("train", "synthetic", 2000))
+    valid = load_tinystories("validation")  # the twin file beside it
     assert valid.source == f"local file: {valid_file}" and len(valid) == valid_file.read_text().count(ENDOFTEXT)
     assert not set(train) & set(valid)
-    assert len(data.load_tinystories("train", max_stories=25)) == 25
+    assert len(load_tinystories("train", max_stories=25)) == 25
 
 
 @needs_shared
 def test_shared_directory_picks_the_file_by_split():
-    valid = data.load_tinystories("validation", source=SHARED)
+    valid = load_tinystories("validation", source=SHARED)
     assert valid.source == f"local file: {SHARED / 'TinyStories-valid.subset.txt'}"
-    assert data.load_tinystories("train", source=SHARED, max_stories=3)[0] == \
-        next(data._read_txt(SHARED / "TinyStories-train.subset.txt"))
+    assert load_tinystories("train", source=SHARED, max_stories=3)[0] == \
+        next(sources._read_txt(SHARED / "TinyStories-train.subset.txt"))
 
 
 def test_txt_reader_splits_strips_and_survives_block_boundaries(tmp_path, monkeypatch):
     stories = [f"Story {i} begins.\nIt has two lines, and ends here." for i in range(50)]
     path = tmp_path / "mine.txt"
     path.write_text("\n".join(f"  {s}  \n{ENDOFTEXT}\n\n" for s in stories) + "Last story, no separator.\n")
-    monkeypatch.setattr(data, "_TXT_BLOCK_CHARS", 7)  # separators fall across block edges
-    assert list(data._read_txt(path)) == [*stories, "Last story, no separator."]
+    monkeypatch.setattr(sources, "_TXT_BLOCK_CHARS", 7)  # separators fall across block edges
+    assert list(sources._read_txt(path)) == [*stories, "Last story, no separator."]
 
 
 def test_single_file_without_a_twin_holds_out_its_last_stories(tmp_path):
     stories = [f"Once there was a cat number {i}." for i in range(100)]
     path = write_txt(tmp_path / "cats.txt", stories)
-    train, valid = data.load_tinystories("train", path), data.load_tinystories("validation", path)
+    train, valid = load_tinystories("train", path), load_tinystories("validation", path)
     assert train + valid == stories and len(valid) == 5
     assert "held out for validation" in valid.source and str(path) in train.source
 
@@ -122,8 +124,8 @@ def test_single_file_without_a_twin_holds_out_its_last_stories(tmp_path):
 def test_twin_files_by_name(tmp_path):
     write_txt(tmp_path / "my-train.txt", ["A train story."])
     write_txt(tmp_path / "my-validation.txt", ["A validation story."])
-    assert data.load_tinystories("validation", tmp_path / "my-train.txt") == ["A validation story."]
-    assert data.load_tinystories("train", tmp_path / "my-validation.txt") == ["A train story."]
+    assert load_tinystories("validation", tmp_path / "my-train.txt") == ["A validation story."]
+    assert load_tinystories("train", tmp_path / "my-validation.txt") == ["A train story."]
 
 
 def test_jsonl_source(tmp_path):
@@ -131,11 +133,11 @@ def test_jsonl_source(tmp_path):
     train = tmp_path / "train.jsonl"
     train.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
     (tmp_path / "valid.jsonl").write_text(json.dumps({"text": "  Mia sang a song.  "}) + "\n")
-    assert data.load_tinystories("train", train) == [r["text"] for r in rows]
-    assert data.load_tinystories("validation", train) == ["Mia sang a song."]
+    assert load_tinystories("train", train) == [r["text"] for r in rows]
+    assert load_tinystories("validation", train) == ["Mia sang a song."]
     (tmp_path / "bad.jsonl").write_text('{"text": "ok"}\n{"story": "no text field"}\n')
     with pytest.raises(ValueError, match=r"bad.jsonl, line 2: .*'text'"):
-        data.load_tinystories("train", tmp_path / "bad.jsonl")
+        load_tinystories("train", tmp_path / "bad.jsonl")
 
 
 def test_parquet_file_source(tmp_path):
@@ -143,13 +145,13 @@ def test_parquet_file_source(tmp_path):
     import pyarrow.parquet as pq
 
     pq.write_table(pa.table({"text": [f"Sue saw a bird number {i}." for i in range(30)]}), tmp_path / "s.parquet")
-    assert data.load_tinystories("train", tmp_path / "s.parquet")[0] == "Sue saw a bird number 0."
+    assert load_tinystories("train", tmp_path / "s.parquet")[0] == "Sue saw a bird number 0."
     pq.write_table(pa.table({"story": ["x"]}), tmp_path / "wrong.parquet")
     with pytest.raises(ValueError, match="no 'text' column"):
-        data.load_tinystories("train", tmp_path / "wrong.parquet")
+        load_tinystories("train", tmp_path / "wrong.parquet")
 
 
-def test_local_hugging_face_layout_directory_goes_through_datasets(tmp_path, hf_cache):
+def test_local_hugging_face_layout_directory_is_read_shard_by_shard(tmp_path, hf_cache):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -159,38 +161,48 @@ def test_local_hugging_face_layout_directory_goes_through_datasets(tmp_path, hf_
     for split, texts in splits.items():
         pq.write_table(pa.table({"text": texts}), repo / "data" / f"{split}-00000-of-00001.parquet")
     for split, texts in splits.items():
-        stories = data.load_tinystories(split, repo)
+        stories = load_tinystories(split, repo)
         assert stories == texts and stories.source == f"local dataset directory: {repo} ({split})"
-    assert len(data.load_tinystories("train", repo, max_stories=7)) == 7
+    assert len(load_tinystories("train", repo, max_stories=7)) == 7
+    assert not any((tmp_path / "hf").rglob("*.arrow"))  # read in place: no 1.9 GB Arrow copy in the cache
+
+
+def test_other_dataset_directories_go_through_datasets(tmp_path, hf_cache):
+    repo = tmp_path / "stories"
+    repo.mkdir()
+    (repo / "train.jsonl").write_text("".join(json.dumps({"text": f"Tom hid number {i}."}) + "\n" for i in range(9)))
+    (repo / "validation.jsonl").write_text(json.dumps({"text": "Mia found him."}) + "\n")
+    assert load_tinystories("validation", repo) == ["Mia found him."]
+    assert load_tinystories("train", repo, max_stories=3) == [f"Tom hid number {i}." for i in range(3)]
     assert any((tmp_path / "hf").rglob("*.arrow"))  # datasets' cache went to tmp_path, not ~/.cache
 
 
 def test_missing_unsupported_and_empty_sources(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"nowhere\.txt, which does not exist; expected a TinyStories"):
-        data.load_tinystories("train", tmp_path / "nowhere.txt")
+        load_tinystories("train", tmp_path / "nowhere.txt")
     (tmp_path / "notes.csv").write_text("text\nhello\n")
     with pytest.raises(ValueError, match="not a format we read"):
-        data.load_tinystories("train", tmp_path / "notes.csv")
+        load_tinystories("train", tmp_path / "notes.csv")
     write_txt(tmp_path / "empty-train.txt", [])
     write_txt(tmp_path / "empty-valid.txt", [])
     with pytest.raises(ValueError, match="holds no stories"):
-        data.load_tinystories("train", tmp_path / "empty-train.txt")
+        load_tinystories("train", tmp_path / "empty-train.txt")
 
 
 # --------------------------------------------------------------------------- the hub and offline
 
 
 def test_no_source_offline_falls_back_fast_with_one_warning(hf_cache):
-    if data._hub_reachable():
+    if sources._hub_reachable():
         pytest.skip("huggingface.co is reachable from here; this checks the offline fallback")
-    data._probe_cache = None
+    sources._probe_cache = None
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        train = data.load_tinystories("train", max_stories=50)
-        valid = data.load_tinystories("validation", max_stories=50)
+        train = load_tinystories("train", max_stories=50)
+        valid = load_tinystories("validation", max_stories=50)
     assert time.perf_counter() - start < 10  # "never hangs": a plain load_dataset retries ~24 s
-    assert train.source == valid.source == data.SYNTHETIC_SOURCE and len(train) == 50
+    assert train.source == valid.source == SYNTHETIC_SOURCE and len(train) == 50
     messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
     assert len(messages) == 1 and "SLM_TINYSTORIES" in messages[0], messages
 
@@ -207,8 +219,8 @@ def test_probe_gives_up_when_the_network_black_holes(monkeypatch, hf_cache):
     try:
         start = time.perf_counter()
         with pytest.warns(UserWarning, match="unreachable"):
-            stories = data.load_tinystories("validation", max_stories=10)
-        assert time.perf_counter() - start < 10 and stories.source == data.SYNTHETIC_SOURCE
+            stories = load_tinystories("validation", max_stories=10)
+        assert time.perf_counter() - start < 10 and stories.source == SYNTHETIC_SOURCE
     finally:
         release.set()
 
@@ -221,13 +233,13 @@ def test_cached_hub_dataset_loads_with_the_hub_unreachable(monkeypatch, hf_cache
         calls.append((name, split, streaming, datasets.config.HF_HUB_OFFLINE))
         return datasets.Dataset.from_dict({"text": [f"Cached {split} story {i}. " for i in range(20)]})
 
-    monkeypatch.setattr(data, "_hub_reachable", lambda: False)
+    monkeypatch.setattr(sources, "_hub_reachable", lambda: False)
     monkeypatch.setattr(datasets, "load_dataset", cached_load_dataset)
     offline_before = datasets.config.HF_HUB_OFFLINE
-    stories = data.load_tinystories("validation", max_stories=5)
+    stories = load_tinystories("validation", max_stories=5)
     assert stories == [f"Cached validation story {i}." for i in range(5)]
-    assert stories.source == f"Hugging Face hub: {data.HUB_DATASET} (validation), from the local cache"
-    assert calls == [(data.HUB_DATASET, "validation", False, True)]  # asked in offline mode...
+    assert stories.source == f"Hugging Face hub: {sources.HUB_DATASET} (validation), from the local cache"
+    assert calls == [(sources.HUB_DATASET, "validation", False, True)]  # asked in offline mode...
     assert datasets.config.HF_HUB_OFFLINE == offline_before  # ...which is switched back after
 
 
@@ -239,18 +251,18 @@ def test_online_hub_streams_a_partial_split_and_falls_back_loudly_on_errors(monk
             return ({"text": f"Hub story {i}."} for i in range(n))
 
     calls = []
-    monkeypatch.setattr(data, "_hub_reachable", lambda: True)
+    monkeypatch.setattr(sources, "_hub_reachable", lambda: True)
     monkeypatch.setattr(datasets, "load_dataset", lambda name, split, streaming=False: calls.append(streaming) or Stream())
-    stories = data.load_tinystories("train", max_stories=3)
+    stories = load_tinystories("train", max_stories=3)
     assert stories == ["Hub story 0.", "Hub story 1.", "Hub story 2."] and calls == [True]
-    assert stories.source == f"Hugging Face hub: {data.HUB_DATASET} (train)"
+    assert stories.source == f"Hugging Face hub: {sources.HUB_DATASET} (train)"
 
     def broken(*args, **kwargs):
         raise RuntimeError("HTTP 503 from the hub")
 
     monkeypatch.setattr(datasets, "load_dataset", broken)
     with pytest.warns(UserWarning, match="HTTP 503.*SLM_TINYSTORIES"):
-        assert data.load_tinystories("train", max_stories=3).source == data.SYNTHETIC_SOURCE
+        assert load_tinystories("train", max_stories=3).source == SYNTHETIC_SOURCE
 
 
 # --------------------------------------------------------------------------- prepare / load_tokens
@@ -267,7 +279,7 @@ TRICKY = [
 
 
 def test_prepare_writes_exactly_each_story_then_endoftext(tmp_path, enc, monkeypatch):
-    stories = TRICKY + data.load_tinystories("train", "synthetic", 300)
+    stories = TRICKY + load_tinystories("train", "synthetic", 300)
     monkeypatch.setattr(data, "_CHUNK_CHARS", 2000)  # many chunks, several threads
     path = data.prepare(stories, enc, tmp_path, "train", source="test stories")
     tokens = data.load_tokens(path)
@@ -276,7 +288,7 @@ def test_prepare_writes_exactly_each_story_then_endoftext(tmp_path, enc, monkeyp
     meta = json.loads((tmp_path / "train.json").read_text())
     assert meta["encoding"] == "gpt2" and meta["dtype"] == "uint16" and meta["n_stories"] == len(stories)
     assert meta["n_tokens"] == len(tokens) and meta["source"] == "test stories"
-    assert len(meta["encoding_fingerprint"]) == 64 and len(meta["stories_sha256"]) == 64
+    assert len(meta["encoding_fingerprint"]) == 64 and len(meta["stories"]["sha256"]) == 64
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train.bin", "train.json"]  # no temp files left
 
 
@@ -291,7 +303,7 @@ def test_prepare_uses_uint32_for_vocabularies_over_65535(tmp_path):
 
 
 def test_prepare_reuses_matching_files_and_rebuilds_with_a_message(tmp_path, enc, capsys):
-    stories = data.load_tinystories("validation", "synthetic", 50)
+    stories = load_tinystories("validation", "synthetic", 50)
     path = data.prepare(stories, enc, tmp_path, "validation")
     stamp = path.stat().st_mtime_ns
     assert data.prepare(list(stories), enc, tmp_path, "validation") == path
@@ -413,7 +425,8 @@ def test_prepare_tinystories_caches_by_encoding_and_source(enc, capsys, tmp_path
     paths = data.prepare_tinystories(enc, source="synthetic", max_stories=120)
     fingerprint = encoding_fingerprint(enc)[:8]
     assert set(paths) == {"train", "validation"}
-    assert paths["train"].parent == tmp_path / "slm_cache" / "data" / f"gpt2-{fingerprint}-synthetic-n120"
+    assert paths["train"].parent.parent == tmp_path / "slm_cache" / "data"
+    assert paths["train"].parent.name.startswith(f"gpt2-{fingerprint}-synthetic-")
     assert "train: 120 stories from embedded synthetic corpus" in capsys.readouterr().out
     train, valid = data.load_tokens(paths["train"]), data.load_tokens(paths["validation"])
     assert (train == enc.eot_token).sum() == 120 and (valid == enc.eot_token).sum() == 120

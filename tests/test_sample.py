@@ -408,3 +408,23 @@ def test_cli_rejects_bad_sampling_options_before_loading(option, value, capsys):
     with pytest.raises(SystemExit):
         sample.main(["--checkpoint", "unused", option, value])
     assert option.lstrip("-").replace("-", "_") in capsys.readouterr().err
+
+
+def test_n_vocab_keeps_the_draw_to_ids_the_tokenizer_has():
+    """A vocabulary padded past the tokenizer (GPT-2's 50,257 tokens in 50,304 rows) has rows no
+    token decodes from; a model that favours them must still never sample one."""
+    cfg = CONFIGS["tiny"]
+    model = make(cfg)
+    with torch.no_grad():
+        model.transformer.ln_f.bias.fill_(1.0)
+        model.lm_head.weight[200:] = 5.0  # rows 200.. (the padding) now win every draw
+    idx = prompts(cfg)
+    assert int(sample.generate(model, idx, 5, temperature=1.0).max()) >= 200  # the test can fail
+    for use_cache in (True, False):
+        out = sample.generate(model, idx, 20, temperature=1.0, n_vocab=200, use_cache=use_cache,
+                              generator=torch.Generator().manual_seed(0))
+        assert int(out[:, idx.size(1):].max()) < 200
+    with pytest.raises(ValueError, match=r"n_vocab must be an integer in \[1, GPTConfig.vocab_size=256\]"):
+        sample.generate(model, idx, 2, n_vocab=257)
+    with pytest.raises(ValueError, match=r"stop_token 220 is outside the vocabulary \[0, 200\)"):
+        sample.generate(model, idx, 2, n_vocab=200, stop_token=220)

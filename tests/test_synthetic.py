@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import collections
+import hashlib
 import random
 import re
 
 import pytest
 
-from slm_course import synthetic
+from slm_course.corpus import load_tinystories, synthetic, synthetic_templates
+from slm_course.data import bpe_sample
+from slm_course.tokenizer import BPETokenizer
 
-NAMES = set(synthetic.GIRLS) | set(synthetic.BOYS) | set(synthetic.PET_NAMES)
+NAMES = set(synthetic_templates.GIRLS) | set(synthetic_templates.BOYS) | set(synthetic_templates.PET_NAMES)
+PLOTS = synthetic_templates.PLOTS
 
 
 @pytest.fixture(scope="module")
@@ -25,25 +29,44 @@ def test_same_seed_same_stories_and_longer_runs_extend_shorter_ones():
     assert len(set(other) & set(synthetic.generate_stories(200, seed=3))) < 10
 
 
+def test_stories_are_the_ones_lessons_were_written_against():
+    """The same stories on every machine and Python version. If you edit a plot or a word list on
+    purpose, the lessons' printed numbers change too: re-run them, then update this digest."""
+    digest = hashlib.sha256("\0".join(synthetic.generate_stories(5000, seed=7)).encode()).hexdigest()
+    assert digest == "76dc959fe5a29d3e5b479887f44b198fd7d38dbf7f1217206ce418123da22ef1"
+
+
+def test_the_embedded_corpus_trains_the_main_jobs_4096_token_bpe():
+    """cpu-quick's bpe-4096 learns from the first BPE_SAMPLE_BYTES of the training split; offline,
+    that is this corpus, which must offer every merge (names, places and props supply most)."""
+    sample = bpe_sample(load_tinystories("train", "synthetic"))
+    assert BPETokenizer.train(sample, 4096).vocab_size == 4096
+
+
+def test_code_fingerprint_names_the_generator_version():
+    fingerprint = synthetic.code_fingerprint()
+    assert re.fullmatch(r"[0-9a-f]{64}", fingerprint) and fingerprint == synthetic.code_fingerprint()
+
+
 def test_vocabulary_has_at_least_300_words(stories):
     words = {w for story in stories for w in re.findall(r"[a-z]+", story.lower())}
     assert len(words) >= 300
 
 
 def test_at_least_20_plot_shapes_and_generation_uses_every_one(monkeypatch):
-    assert len(synthetic.PLOTS) >= 20
+    assert len(PLOTS) >= 20
     used = collections.Counter()
-    for name, plot in list(synthetic.PLOTS.items()):
-        monkeypatch.setitem(synthetic.PLOTS, name, lambda s, name=name, plot=plot: used.update([name]) or plot(s))
+    for name, plot in list(PLOTS.items()):
+        monkeypatch.setitem(PLOTS, name, lambda s, name=name, plot=plot: used.update([name]) or plot(s))
     synthetic.generate_stories(2000, seed=1)
-    assert set(used) == set(synthetic.PLOTS)
-    assert max(used.values()) < 2000 * 3 / len(synthetic.PLOTS)  # no shape dominates
+    assert set(used) == set(PLOTS)
+    assert max(used.values()) < 2000 * 3 / len(PLOTS)  # no shape dominates
 
 
 def test_plot_shapes_are_distinct_stories():
     """Each shape tells a different story: few of its sentences appear in any other shape."""
     sentences = {}
-    for name in synthetic.PLOTS:
+    for name in PLOTS:
         rng = random.Random(0)
         text = " ".join(synthetic.write_story(rng, name) for _ in range(20))
         sentences[name] = set(re.split(r"(?<=[.!?])\s+", re.sub(r"\b[A-Z][a-z]+\b", "X", text)))

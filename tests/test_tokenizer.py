@@ -189,6 +189,13 @@ def test_asking_for_more_merges_than_the_text_offers_is_a_clear_error() -> None:
         BPETokenizer.train("abc", 267)
 
 
+def test_allow_smaller_caps_the_vocabulary_at_what_the_text_offers() -> None:
+    capped = BPETokenizer.train("abc abc", 267, allow_smaller=True)
+    assert capped.vocab_size == 256 + 3 + 1  # "ab", "abc", " abc" and the end-of-text token
+    assert capped.merges == BPETokenizer.train("abc abc", 260).merges  # the same merges, in order
+    assert BPETokenizer.train(TOY_TEXT, TOY_VOCAB, allow_smaller=True).merges == BPETokenizer.train(TOY_TEXT, TOY_VOCAB).merges
+
+
 def test_bad_pattern_and_bad_special_tokens_are_clear_errors() -> None:
     with pytest.raises(ValueError, match="not a valid regular expression"):
         BPETokenizer.train(TOY_TEXT, 300, pattern="(unclosed")
@@ -301,6 +308,7 @@ def test_tinystories_tokenizer_uses_its_small_vocabulary_well(stories_tokenizer:
 
 def test_save_load_round_trip(toy: BPETokenizer, tmp_path: Path) -> None:
     path = toy.save(tmp_path / "toy.bpe")
+    assert [p.name for p in tmp_path.iterdir()] == ["toy.bpe"]  # written atomically: no temporary left
     loaded = BPETokenizer.load(path)
     assert loaded.merges == toy.merges
     assert loaded.pattern == toy.pattern

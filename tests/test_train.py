@@ -28,7 +28,6 @@ from slm_course.lessons.viz import LiveLossPlot, plot_losses, plot_lr_schedule
 from slm_course.model import GPT
 from slm_course.optim import lr_at, make_optimizer, make_scheduler, optimizer_step, schedule_counts_skipped_updates
 from slm_course.presets import PRESETS, preset
-from slm_course.runtime import resolve_dtype
 from slm_course.tokenizer import load_encoding, token_byte_lengths
 from slm_course.train import main
 from slm_course.trainer import RunMismatchError, TrainingDiverged, estimate_loss, train_model
@@ -145,12 +144,6 @@ def test_a_skipped_first_update_steps_the_schedule_silently_but_other_warnings_s
 # --- mixed precision ------------------------------------------------------------------------------
 
 
-def test_auto_dtype_is_float32_on_cpu_and_says_why():
-    dtype, why = resolve_dtype("auto", torch.device("cpu"))
-    assert dtype == torch.float32 and "CPU" in why
-    assert resolve_dtype("bfloat16", torch.device("cpu"))[0] == torch.bfloat16
-
-
 def test_fp16_grad_scaler_on_cpu_skips_an_inf_step_and_lowers_its_scale():
     """torch 2.13 supports fp16 autocast and GradScaler("cpu") on the CPU, so the fp16 path runs here."""
     torch.manual_seed(0)
@@ -261,7 +254,7 @@ def test_data_from_another_tokenizer_is_caught_before_any_batch(dataset, tmp_pat
     tokens[:] = 1000  # ids a 300-token vocabulary cannot have made
     tokens.flush()
     model_config, train_config = configs(dataset, tmp_path / "run", data_dir=str(data_dir), vocab_size=2000)
-    with pytest.raises(ValueError, match=f"train data holds token id 1000, outside the {VOCAB} ids of TrainConfig.tokenizer"):
+    with pytest.raises(ValueError, match=rf"token id 1000 is outside the vocabulary \[0, {VOCAB}\) in .*train\.bin; .*another tokenizer"):
         train_model(model_config, train_config, verbose=False)
 
 
@@ -578,8 +571,6 @@ def test_the_loss_plot_shows_validation_bits_per_byte_on_a_second_axis(dataset, 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (this machine has none)")
 def test_cuda_run_uses_autocast_compile_and_resumes(dataset, tmp_path):
-    dtype, why = resolve_dtype("auto", torch.device("cuda"))
-    assert dtype == (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
     model_config, train_config = configs(dataset, tmp_path / "run", device="cuda", compile=True, max_iters=8)
     with pytest.raises(KeyboardInterrupt):
         train_model(model_config, train_config, callback=stop_at(3), verbose=False)

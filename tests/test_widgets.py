@@ -7,6 +7,7 @@ Python, so we set values the way the frontend would and read back what the widge
 
 from __future__ import annotations
 
+import base64
 import html
 import re
 
@@ -127,7 +128,9 @@ def sample_text(box: widgets.Widget, seed: int) -> str:
 def test_playground_generates_repeatably_per_seed(model, encoding):
     box = sampling_playground(model, encoding, prompt="Once upon a time", max_new_tokens=6)
     assert "slm-sampling-playground" in box._dom_classes
-    assert find(box, css="slm-sample-output").value == "", "nothing is generated before the button is pressed"
+    opened_with = html.unescape(re.sub(r"<[^>]+>", "", find(box, css="slm-sample-output").value))
+    assert "6 new tokens" in opened_with, "the playground opens with a story, not an empty box"
+    assert opened_with == sample_text(box, 0), "the opening story is seed 0's"
     first, second, again = sample_text(box, 1), sample_text(box, 2), sample_text(box, 1)
     assert first.startswith("Once upon a time") and len(first) > len("Once upon a time")
     assert "6 new tokens" in first
@@ -231,3 +234,39 @@ def test_tokenizer_explorer_shows_endoftext_as_one_token(encoding):
     box = tokenizer_explorer({"GPT-2": encoding, "our BPE": bpe}, text="The end.<|endoftext|>Tom")
     for view in token_views(box):
         assert "<|endoftext|>" in shown_tokens(view), "the story boundary is a single special token"
+
+
+# --- static fallbacks: what GitHub and other widget-less viewers draw ----------------------------
+
+
+def bundle(box: widgets.Widget) -> dict:
+    """What the notebook stores for the displayed widget: the live view and its fallbacks."""
+    data = box._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in data, "the live widget is still there"
+    return data
+
+
+def test_attention_explorer_falls_back_to_the_heatmap_it_shows(model, encoding):
+    box = attention_explorer(model, encoding, TEXT)
+    find(box, description="head").value = 2
+    data = bundle(box)
+    assert base64.b64decode(data["image/png"]) == png(find(box, css="slm-attention-heatmap"))
+    assert "layer 0, head 2" in data["text/plain"]
+
+
+def test_playground_falls_back_to_its_story_and_chart(model, encoding):
+    box = sampling_playground(model, encoding, prompt="Once upon a time", max_new_tokens=5)
+    story = sample_text(box, 3)
+    data = bundle(box)
+    assert "".join(story.split()) in "".join(data["text/plain"].split()) and "seed 3" in data["text/plain"]
+    assert find(box, css="slm-sample-output").value in data["text/html"]
+    chart = base64.b64encode(png(find(box, css="slm-next-token-chart"))).decode("ascii")
+    assert chart in data["text/html"]
+
+
+def test_tokenizer_explorer_falls_back_to_its_tokens(encoding):
+    box = tokenizer_explorer({"GPT-2": encoding, "characters": CharTokenizer()}, text="Once upon\na")
+    data = bundle(box)
+    assert "GPT-2 (4 tokens): |Once| upon|\\n|a|" in data["text/plain"]
+    assert "characters (11 tokens)" in data["text/plain"]
+    assert all(view in data["text/html"] for view in token_views(box))

@@ -13,7 +13,7 @@ from slm_course import checkpoint
 from slm_course.presets import preset
 from slm_course.runtime import cache_dir
 from slm_course.runtime import profile as current_profile
-from slm_course.trainer import RunMismatchError, check_same_run, read_run_config, train_model
+from slm_course.trainer import RunMismatchError, check_same_run, train_model
 
 
 def demo_run(
@@ -39,7 +39,7 @@ def demo_run(
             shutil.rmtree(run_dir, ignore_errors=True)
         if checkpoint.is_complete(run_dir):
             try:
-                check_same_run(run_dir, read_run_config(run_dir),
+                check_same_run(run_dir, checkpoint.read_run_config(run_dir),
                                {"model": model_config.to_dict(), "train": train_config.to_dict()})
                 print(f"demo_run: reusing the finished demo model in {run_dir}")
                 return run_dir

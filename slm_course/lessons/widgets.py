@@ -7,13 +7,20 @@ every change, so what the learner sees is exactly what the callbacks computed.
 Each function returns a container carrying a stable CSS class (``slm-attention-explorer``,
 ``slm-sampling-playground``, ``slm-tokenizer-explorer``); the lessons and the browser test find
 the widgets and their parts by these classes and by the controls' descriptions.
+
+Each container also offers a *static fallback* beside its live view: a picture or text of what it
+shows at that moment, in the same output. JupyterLab draws the live widget; a viewer that can't run
+widgets (GitHub, nbviewer, an untrusted notebook) draws the fallback, so a lesson read there still
+shows the heatmap, the sample or the tokens.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import html
 import io
+import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
@@ -23,15 +30,34 @@ import tiktoken
 import torch
 from matplotlib.figure import Figure
 
+from slm_course import sample
+from slm_course.lessons.style import HEATMAP_CMAP
 from slm_course.model import GPT
 from slm_course.runtime import eval_mode
-from slm_course import sample
 from slm_course.sample import next_token_distribution
 from slm_course.tokenizer import ENDOFTEXT, BPETokenizer
 
 # Pastel backgrounds that tell neighbouring tokens apart without hiding the text on them.
 _TOKEN_COLOURS = ("#ffd6a5", "#caffbf", "#9bf6ff", "#bdb2ff", "#ffc6ff", "#fdffb6")
 _TOP_TOKENS_SHOWN = 10
+
+
+class WidgetWithFallback(widgets.VBox):
+    """A VBox whose output also carries a static view of it, for viewers that can't run widgets.
+
+    ``fallback()`` returns extra MIME data (``image/png`` as base64 text, ``text/html``,
+    ``text/plain``) describing what the widget shows when it is displayed. The notebook stores them
+    in the same output as the widget; each viewer draws the richest kind it can.
+    """
+
+    def __init__(self, children: Sequence[widgets.Widget], fallback: Callable[[], dict[str, str]], **kwargs: Any) -> None:
+        super().__init__(children, **kwargs)
+        self._fallback = fallback
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        bundle.update(self._fallback())
+        return bundle
 
 
 class Tokenizer(Protocol):
@@ -75,10 +101,17 @@ def attention_explorer(model: GPT, encoding: Tokenizer, text: str) -> widgets.VB
         title = f"layer {layer.value}, head {head.value}"
         heatmap.value = _attention_png(maps[layer.value, head.value], labels, title)
 
+    def fallback() -> dict[str, str]:
+        return {
+            "image/png": base64.b64encode(bytes(heatmap.value)).decode("ascii"),
+            "text/plain": f"attention explorer, layer {layer.value}, head {head.value} (a still picture: "
+                          f"run the notebook to switch layer and head)",
+        }
+
     layer.observe(render, names="value")
     head.observe(render, names="value")
     render()
-    box = widgets.VBox([layer, head, heatmap], layout={"align_items": "flex-start"})  # images at their own size
+    box = WidgetWithFallback([layer, head, heatmap], fallback, layout={"align_items": "flex-start"})  # images at their own size
     box.add_class("slm-attention-explorer")
     return box
 
@@ -92,7 +125,8 @@ def sampling_playground(
     top-k and top-p, so moving a slider shows its effect before anything is sampled. A fixed seed
     makes a sample repeatable: the same seed and settings give the same text. Temperature 0 is
     greedy decoding. An empty prompt starts a story from scratch, after ``<|endoftext|>``, when the
-    tokenizer has that token (``eot_token``); sampling stops at it too.
+    tokenizer has that token (``eot_token``); sampling stops at it too. The playground opens with
+    one sample already generated (seed 0), so it never shows an empty story.
     """
     vocab_size = model.config.vocab_size
     eot_token = _end_of_text(encoding)
@@ -149,12 +183,27 @@ def sampling_playground(
         new_ids = out[0, len(ids) :].tolist()  # a story that ends shows its <|endoftext|>
         output.value = _sample_html(prompt_box.value, encoding.decode(new_ids), len(new_ids))
 
+    def fallback() -> dict[str, str]:
+        settings = (f"temperature {temperature.value:g}, top-k {top_k.value or 'off'}, "
+                    f"top-p {top_p.value if top_p.value < 1.0 else 'off'}, seed {seed.value}")
+        sample_text = html.unescape(_strip_tags(output.value.replace("</div>", "</div>\n")))
+        picture = ""
+        if chart.value and chart.layout.display != "none":
+            encoded = base64.b64encode(bytes(chart.value)).decode("ascii")
+            picture = f'<img src="data:image/png;base64,{encoded}" alt="next-token distribution">'
+        return {
+            "text/html": f"<div><b>sampling playground</b> ({html.escape(settings)}; a still copy: run the "
+                         f"notebook to change the knobs)</div>{output.value}{picture}",
+            "text/plain": f"sampling playground ({settings}):\n{sample_text}",
+        }
+
     for control in (prompt_box, temperature, top_k, top_p):
         control.observe(update_chart, names="value")
     button.on_click(generate)
     update_chart()
+    generate(button)  # open with a story, not an empty box
     controls = widgets.VBox([prompt_box, temperature, top_k, top_p, hint, length, seed, button])
-    box = widgets.VBox([widgets.HBox([controls, chart]), output])
+    box = WidgetWithFallback([widgets.HBox([controls, chart]), output], fallback)
     box.add_class("slm-sampling-playground")
     return box
 
@@ -183,9 +232,20 @@ def tokenizer_explorer(
         for name, encoding in named.items():
             views[name].value = _tokens_html(name, encoding, _encode(encoding, text_box.value))
 
+    def fallback() -> dict[str, str]:
+        lines = []
+        for name, encoding in named.items():
+            ids = _encode(encoding, text_box.value)
+            pieces = "|".join(encoding.decode([i]).replace("\n", "\\n") for i in ids)
+            lines.append(f"{name} ({len(ids)} token{'' if len(ids) == 1 else 's'}): |{pieces}|")
+        return {
+            "text/html": "".join(view.value for view in views.values()),
+            "text/plain": "\n".join(lines),
+        }
+
     text_box.observe(render, names="value")
     render()
-    box = widgets.VBox([text_box, *views.values()])
+    box = WidgetWithFallback([text_box, *views.values()], fallback)
     box.add_class("slm-tokenizer-explorer")
     return box
 
@@ -226,6 +286,11 @@ def _errors_shown_in(output: widgets.HTML) -> Callable[[Callable[..., None]], Ca
     return decorate
 
 
+def _strip_tags(markup: str) -> str:
+    """The text of a small piece of our own HTML (no nesting tricks: we wrote it)."""
+    return re.sub(r"<[^>]+>", "", markup)
+
+
 def _tick_label(token: str) -> str:
     """A token as an axis label: newlines would break the label, so show them escaped."""
     return token.replace("\n", "\\n")
@@ -248,7 +313,7 @@ def _attention_png(weights: torch.Tensor, labels: list[str], title: str) -> byte
     fontsize = max(4, min(10, int(0.5 * 72 * side / T)))  # points: about half a cell per label
     fig = Figure(figsize=(side + 1.0, side))
     ax = fig.add_subplot()
-    image = ax.imshow(weights.numpy(), cmap="viridis", vmin=0.0, vmax=1.0)
+    image = ax.imshow(weights.numpy(), cmap=HEATMAP_CMAP, vmin=0.0, vmax=1.0)
     ax.set_xticks(range(T), labels, rotation=90, fontsize=fontsize)
     ax.set_yticks(range(T), labels, fontsize=fontsize)
     ax.set_xlabel("attended-to token (key)")

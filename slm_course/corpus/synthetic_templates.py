@@ -1,50 +1,146 @@
-"""An embedded, seeded generator of TinyStories-style stories: the course's offline corpus.
+"""The prose of the embedded corpus: the words, the cast, and the plot shapes stories are made of.
 
-The real TinyStories (Eldan & Li, 2023) lives on the Hugging Face hub. A learner who is offline,
-and every test here, still needs stories a small GPT can learn to continue, so this module writes
-them: words a 3-4 year old knows, a named character in a place with a thing they love, a problem,
-some dialogue and a resolution, from a few dozen plot shapes filled in at random.
-
-It is NOT real TinyStories, and ``slm_course.data.load_tinystories`` labels it so wherever it is
-used. The same seed always gives the same stories, and ``generate_stories(n, seed)`` is a prefix of
-``generate_stories(n + k, seed)``, so a lesson's numbers repeat from run to run.
+Everything a synthetic story *says* is here: the names, places, toys and morals a 3-4 year old
+knows (word lists), how a character or a thing is spelled out in a sentence (``Character``,
+``Thing``), the cast and props of one story (``Scene``) and the few dozen plots that turn a scene
+into paragraphs (``PLOTS``). How scenes are drawn at random and strung into an endless, seeded
+stream of stories is the engine's job (``slm_course.corpus.synthetic``), so a new plot or word is
+an edit here that touches no randomness code.
 """
 
 from __future__ import annotations
 
-import itertools
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
-GIRLS = ("Lily", "Mia", "Anna", "Sue", "Lucy", "Emma", "Zoe", "Kate", "Amy", "Ella", "Rose", "Jane",
-         "Sara", "Mary", "Lisa", "Daisy", "Molly", "Ruby", "Nina", "Ivy")
-BOYS = ("Ben", "Tom", "Tim", "Sam", "Max", "Jack", "Leo", "Jake", "Bob", "Joe", "Timmy", "Billy",
-        "Mark", "Dan", "Finn", "Noah", "Ted", "Alex", "Peter", "Luke")
-ANIMALS = ("dog", "cat", "bunny", "bear", "duck", "frog", "mouse", "puppy", "kitten", "fox", "lamb",
-           "pig", "owl", "turtle", "squirrel")
-PET_NAMES = ("Spot", "Fluffy", "Coco", "Pip", "Bella", "Buddy", "Sunny", "Whiskers", "Hoppy",
-             "Rex", "Bubbles", "Patch", "Muffin", "Peanut", "Snowy", "Ziggy")
-LOOKS = ("little", "happy", "kind", "small", "curious", "brave", "funny", "sweet", "friendly")
+# Word lists. Long ones are written as space-separated words; a varied cast, place and props is
+# what makes a 4,096-token BPE trainable on this corpus (every name is a few more merges).
+GIRLS = tuple("""
+    Lily Mia Anna Sue Lucy Emma Zoe Kate Amy Ella Rose Jane Sara Mary Lisa Daisy Molly Ruby Nina Ivy
+    Abby Ada Alice Alma Amber Andrea Angela Annie April Aria Audrey Ava Bea Becky Beth Betty Bonnie
+    Brooke Callie Camila Carla Carmen Carol Cathy Chloe Clara Claire Cora Dana Dora Dottie Edie Eliza
+    Ellie Elsa Emily Erin Eva Evie Faith Fay Fiona Flora Frida Gemma Georgia Gina Grace Greta Hannah
+    Harper Hazel Heidi Helen Holly Hope Iris Isla Jade Jenna Jess Jill Joan Josie Joy Julia June Kara
+    Katie Kim Kira Lacey Laura Layla Leah Lena Lila Lina Lola Lori Luna Lydia Mabel Macy Maddie Maggie
+    Maisie Maria Marta Maya Meg Mila Millie Mina Miri Nadia Nell Nora Olivia Paige Pam Paula Penny
+    Piper Polly Quinn Rachel Rita Rosa Sadie Sally Sasha Selma Sienna Sofia Sophie Stella Susie Tara
+    Tess Tilly Tina Trudy Una Vera Vicky Viola Violet Wendy Willa Winnie Yara Zara Zelda Agnes Bridget
+    Celia Delia Esther Gloria Ingrid Judy Lottie Marnie Nancy Opal Peggy Rhoda Tamsin Ursula Wanda
+    Adele Alana Alexis Alina Anya Ariel Astrid Belinda Bethany Bianca Brenda Briar Candice Cassie
+    Cecily Cherry Cindy Cleo Daphne Darla Debbie Denise Dina Dolly Donna Dulcie Eden Elena Eloise
+    Elvie Enid Erica Eunice Fanny Felicity Freya Gabby Gail Gertie Gilda Gretchen Gwen Hattie Hilda
+    Imogen Irene Isabel Jackie Janet Jasmine Jean Jemima Jolene Juliet Karen Kelly Kitty Lara Leila
+    Libby Linda Lorna Lucia Mae Margot Marion Martha Matilda Melody Mimi Minnie Miranda Myra Nettie
+    Noelle Odette Orla Pearl Petra Phoebe Pippa Priya Rena Rhea Rina Rosalie Rowan Sabrina Serena
+    Saskia Scarlett Sheila Sylvie Tabitha Tamara Thea Tilda Trixie Valerie Vivian Wilma Xena Yasmin
+    Abigail Beatrix Bettina Carina Clarissa Constance Dorothy Edwina Estelle Florence Francine
+    Genevieve Georgina Harriet Henrietta Hermione Honora Isadora Josephine Katrina Lavinia Leonora
+    Lucinda Madeline Marigold Mathilde Meredith Natalie Octavia Ophelia Paloma Philippa Priscilla
+    Rosamund Rosemary Samantha Seraphina Theodora Veronica Winifred Ysolde Zinnia
+""".split())
+BOYS = tuple("""
+    Ben Tom Tim Sam Max Jack Leo Jake Bob Joe Timmy Billy Mark Dan Finn Noah Ted Alex Peter Luke
+    Aaron Adam Alan Albert Andy Arlo Arthur Austin Barry Bill Blake Brad Brian Bruno Caleb Carl Carlos
+    Casey Charlie Chris Cody Colin Cole Dave David Dean Derek Dexter Diego Drew Dylan Eddie Eli Elliot
+    Eric Ethan Evan Felix Frank Fred Gabe Gary George Hank Harry Henry Hugo Ian Isaac Jacob James
+    Jamie Jason Jay Jeff Jerry Jesse Jim Joey John Jonah Jordan Josh Juan Jude Kai Karl Keith Ken Kevin
+    Kyle Lance Larry Leon Levi Liam Lou Louis Lucas Marco Mario Matt Miles Mike Milo Nate Ned Neil
+    Nick Nico Oliver Omar Oscar Otis Owen Pablo Paul Pete Phil Ralph Ray Reed Rick Riley Rob Rocco
+    Roger Ron Ross Roy Ruben Rudy Russ Ryan Scott Sean Seth Silas Simon Stan Steve Theo Toby Todd
+    Tony Travis Troy Tyler Victor Vince Wade Walter Wes Will Wyatt Zach Ahmed Bernard Cedric Desmond
+    Edgar Fergus Gordon Horace Ivan Kenny Lionel Manny Norman Ollie Percy Quentin Rupert Tobias
+    Abel Alfie Ambrose Angus Anton Archie Barney Basil Benji Bertie Boris Bradley Brendan Cal Calvin
+    Cameron Chad Clark Clive Conrad Cooper Curtis Damon Darren Dennis Dominic Donald Douglas Duncan
+    Elmer Emil Ernie Everett Fabian Floyd Francis Frankie Gavin Gerald Gilbert Glen Graham Grant Gregory
+    Harold Harvey Hector Herbert Howard Hudson Irving Jacques Jarvis Jerome Joel Julian Kaden Kurt
+    Lawrence Lenny Lloyd Logan Lyle Malcolm Marvin Maurice Monty Morgan Murray Nathan Nigel Noel
+    Orson Patrick Perry Quincy Randall Reggie Rodney Rory Rufus Samson Shane Spencer Stuart
+    Terry Thomas Trevor Vernon Warren Wilbur Xavier Yusuf Zane
+    Alastair Augustus Bartholomew Benedict Cornelius Cuthbert Cyril Dashiell Ebenezer Ezekiel
+    Ferdinand Frederick Gideon Godfrey Hamish Humphrey Ignatius Jeremiah Leopold Lorenzo Magnus
+    Maximilian Montgomery Nathaniel Nicholas Octavius Peregrine Reginald Roderick Sebastian Solomon
+    Sylvester Thaddeus Timothy Ulysses Valentine Wellington Winston Zachariah
+""".split())
+ANIMALS = tuple("""
+    dog cat bunny bear duck frog mouse puppy kitten fox lamb pig owl turtle squirrel rabbit hamster
+    hedgehog raccoon deer goat cow horse pony chick hen goose parrot robin bird bee ladybug butterfly
+    snail beaver otter mole badger chipmunk koala panda penguin seal lion tiger zebra giraffe monkey
+    elephant kangaroo donkey sheep calf piglet duckling lizard swan crab
+""".split())
+PET_NAMES = tuple("""
+    Spot Fluffy Coco Pip Bella Buddy Sunny Whiskers Hoppy Rex Bubbles Patch Muffin Peanut Snowy Ziggy
+    Biscuit Button Cuddles Dusty Fudge Goldie Gizmo Honey Jelly Jingles Lucky Mittens Nibbles Noodle
+    Nutmeg Oreo Pebbles Pepper Pickles Pumpkin Rusty Scout Shadow Skipper Smudge Snickers Sparky
+    Speedy Sprinkles Squeaky Taffy Tiger Toffee Tootsie Twinkle Waffles Wiggles Bandit Boots Bingo
+    Blossom Bonbon Bubba Chester Chip Cinnamon Clover Comet Cricket Dot Echo Fizz Flash Flopsy
+    Freckles Ginger Gumdrop Jojo Kiki Kiwi Lulu Mango Marble Midnight Misty Mocha Moose Nugget Paws
+    Pixie Plum Popcorn Poppy Puddles Puff Quackers Ripple Rolo Sage Sassy Shortcake Silky Smokey
+    Snowball Socks Sparkle Spike Sprout Squiggle Sugar Sunshine Tango Teddy Thumper Tinker Toto
+    Truffle Tubby Velvet Wally Whisper Willow Wobble Yoyo Zippy Zoom Acorn Barnaby Dumpling Fidget
+    Blinky Bramble Brownie Buttons Caramel Cocoa Crumpet Dandelion Dazzle Doodle Fable Flicker Fuzzy
+    Gadget Gingersnap Glimmer Hopscotch Humbug Jellybean Jiggles Kismet Licorice Lollipop Marshmallow
+    Meadow Minty Mopsy Nimbus Pancake Periwinkle Pistachio Pogo Pompom Pretzel Quill Rascal Riddle
+    Scamper Scruffy Shimmer Skittles Snuggles Sprocket Starlight Tiptoe Tumble Twiggy Wafer Widget
+    Bumblebee Butterscotch Buttercup Chickpea Chocolate Clementine Dewdrop Firefly Gooseberry
+    Huckleberry Hullabaloo Moonbeam Mulberry Peppermint Raspberry Rumpus Snapdragon Thistle Whirligig
+""".split())
+LOOKS = tuple("""
+    little happy kind small curious brave funny sweet friendly gentle clever cheerful quiet shy silly
+    playful jolly lively busy smart tiny bright polite helpful careful cuddly proud lucky merry calm
+    bold chatty eager young loving caring thoughtful sleepy
+""".split())
 GROWN_UPS = (("mom", "she"), ("dad", "he"), ("grandma", "she"), ("grandpa", "he"))
 # (place, the preposition that puts someone there): "in the park", "on the hill".
 PLACES = (("the park", "in"), ("the garden", "in"), ("the forest", "in"), ("the farm", "on"),
           ("the pond", "by"), ("the backyard", "in"), ("the playground", "at"), ("the meadow", "in"),
-          ("the hill", "on"), ("the big field", "in"), ("the lake", "by"), ("the woods", "in"))
+          ("the hill", "on"), ("the big field", "in"), ("the lake", "by"), ("the woods", "in"),
+          ("the beach", "on"), ("the river", "by"), ("the orchard", "in"), ("the valley", "in"),
+          ("the farmyard", "in"), ("the pumpkin patch", "in"), ("the campsite", "at"), ("the zoo", "at"),
+          ("the creek", "by"), ("the seaside", "at"), ("the village green", "on"), ("the flower garden", "in"),
+          ("the school yard", "in"), ("the picnic spot", "at"), ("the sand dunes", "on"), ("the little island", "on"),
+          ("the apple orchard", "in"), ("the sunny field", "in"), ("the old mill", "by"), ("the duck pond", "by"),
+          ("the berry bushes", "by"), ("the windy hill", "on"), ("the green valley", "in"), ("the fair", "at"))
 TOYS = (("ball", ("red", "big", "bouncy", "blue")), ("kite", ("blue", "long", "yellow", "pretty")),
         ("teddy bear", ("soft", "brown", "old", "fluffy")), ("toy car", ("little", "fast", "red", "shiny")),
         ("doll", ("pretty", "little", "pink", "old")), ("toy boat", ("little", "green", "white")),
         ("truck", ("yellow", "big", "toy", "loud")), ("hat", ("red", "funny", "big", "purple")),
         ("drum", ("loud", "little", "orange")), ("book", ("picture", "big", "old", "new")),
         ("balloon", ("red", "shiny", "green", "big")), ("blanket", ("soft", "warm", "blue")),
-        ("robot", ("toy", "silver", "little")), ("train", ("toy", "wooden", "long")))
+        ("robot", ("toy", "silver", "little")), ("train", ("toy", "wooden", "long")),
+        ("puzzle", ("big", "new", "wooden")), ("spinning top", ("red", "little", "shiny")),
+        ("toy plane", ("white", "little", "fast")), ("rocket", ("toy", "silver", "red")),
+        ("dinosaur", ("toy", "green", "big")), ("castle", ("toy", "pink", "little")),
+        ("puppet", ("funny", "sock", "little")), ("marble", ("blue", "shiny", "glass")),
+        ("wagon", ("red", "little", "wooden")), ("scooter", ("blue", "fast", "new")),
+        ("xylophone", ("little", "colorful", "toy")), ("sand bucket", ("red", "yellow", "little")),
+        ("umbrella", ("yellow", "big", "spotted")), ("bracelet", ("shiny", "pink", "bead")),
+        ("crown", ("gold", "paper", "shiny")), ("wand", ("magic", "sparkly", "silver")),
+        ("lantern", ("little", "paper", "bright")), ("rocking horse", ("wooden", "old", "painted")),
+        ("music box", ("little", "old", "pretty")), ("guitar", ("toy", "little", "red")),
+        ("pinwheel", ("colorful", "bright", "paper")), ("snow globe", ("little", "glass", "pretty")),
+        ("fire truck", ("red", "big", "shiny")), ("race car", ("fast", "red", "little")),
+        ("sailboat", ("little", "wooden", "blue")), ("tea set", ("pretty", "little", "flowery")),
+        ("jigsaw", ("new", "big", "hard")), ("yo-yo", ("red", "shiny", "wooden")),
+        ("stuffed bunny", ("soft", "white", "floppy")), ("toy trumpet", ("shiny", "loud", "gold")))
 LOST_SPOTS = ("under a big bush", "behind a tree", "next to the pond", "in the tall grass",
-              "under the slide", "near a big rock", "under a pile of leaves", "by the old fence")
+              "under the slide", "near a big rock", "under a pile of leaves", "by the old fence",
+              "inside a hollow log", "behind a big flower pot", "under the wooden bench", "in a muddy puddle",
+              "on top of a hay bale", "between two big roots", "under a red wheelbarrow", "in a bed of daisies",
+              "behind the garden shed", "next to a sleeping cat")
 HOME_SPOTS = ("under the bed", "behind the couch", "in the toy box", "under a pillow",
-              "in the kitchen", "under the table")
-FOODS = ("cookie", "apple", "sandwich", "banana", "cupcake", "muffin", "carrot", "piece of cake")
-SNACKS = ("bread", "seeds", "berries", "crackers", "cheese")
-FLOWERS = ("red", "yellow", "pink", "purple", "white", "blue")
+              "in the kitchen", "under the table", "inside the laundry basket", "behind the curtains",
+              "in the bathtub", "on top of the fridge", "under a pile of socks", "inside a boot",
+              "behind the bookshelf", "in the cookie jar")
+FOODS = tuple("""
+    cookie apple sandwich banana cupcake muffin carrot pear peach plum orange pancake waffle donut
+    pretzel bagel biscuit lollipop cucumber tomato egg popsicle strawberry mango taco burrito dumpling
+    pickle radish cherry apricot tangerine brownie
+""".split()) + ("piece of cake", "candy bar", "granola bar", "hot dog", "slice of pizza", "cheese sandwich",
+                "jam sandwich", "cinnamon roll", "apple pie", "rice cake", "ice cream cone", "fruit tart")
+SNACKS = ("bread", "seeds", "berries", "crackers", "cheese", "nuts", "corn", "lettuce", "grapes", "oats",
+          "peas", "worms", "crumbs", "apple slices", "sunflower seeds")
+FLOWERS = ("red", "yellow", "pink", "purple", "white", "blue", "orange", "golden", "violet", "lavender")
 SKILLS = (("ride a bike", "fell off the bike", "rode the bike all the way down the path"),
           ("swim", "went under the water and came up coughing", "swam across the pool all by herself"),
           ("jump rope", "tripped on the rope", "jumped over the rope ten times"),
@@ -132,38 +228,20 @@ class Thing:
         return f"the {self.adj} {self.noun}"
 
 
-def _character(rng: random.Random, avoid: str = "") -> Character:
-    """A child three times in four, otherwise an animal; never named ``avoid``."""
-    while True:
-        roll = rng.random()
-        look = rng.choice(LOOKS)
-        if roll < 0.375:
-            c = Character(rng.choice(GIRLS), "girl", look, "she", "her", "her")
-        elif roll < 0.75:
-            c = Character(rng.choice(BOYS), "boy", look, "he", "his", "him")
-        else:
-            he = rng.choice(("he", "she"))
-            his, him = ("his", "him") if he == "he" else ("her", "her")
-            c = Character(rng.choice(PET_NAMES), rng.choice(ANIMALS), look, he, his, him)
-        if c.name != avoid:
-            return c
-
-
+@dataclass(frozen=True)
 class Scene:
-    """The cast and props of one story, drawn from ``rng``; plots read them as attributes."""
+    """The cast and props of one story (drawn by ``slm_course.corpus.synthetic.draw_scene``);
+    plots read them as attributes and draw their remaining choices from ``rng``."""
 
-    def __init__(self, rng: random.Random) -> None:
-        self.rng = rng
-        self.hero = _character(rng)
-        self.friend = _character(rng, avoid=self.hero.name)
-        title, pronoun = rng.choice(GROWN_UPS)
-        self.grown_up = title  # "mom"
-        self.gu_he = pronoun  # the grown-up's pronoun
-        self.place, preposition = rng.choice(PLACES)
-        self.at_place = f"{preposition} {self.place}"  # "in the park"
-        noun, adjectives = rng.choice(TOYS)
-        self.toy = Thing(noun, rng.choice(adjectives))
-        self.food = rng.choice(FOODS)
+    rng: random.Random
+    hero: Character
+    friend: Character
+    grown_up: str  # "mom"
+    gu_he: str  # the grown-up's pronoun
+    place: str  # "the park"
+    at_place: str  # "in the park"
+    toy: Thing
+    food: str
 
     def pick(self, *options: str) -> str:
         return self.rng.choice(options)
@@ -665,27 +743,3 @@ PLOTS: dict[str, Callable[[Scene], list[str]]] = {
                  doctor_visit, cat_in_tree, dropped_ice_cream, quiet_drum, snowman, first_day,
                  borrowed_toy)
 }
-_PLOT_NAMES = tuple(PLOTS)
-
-
-def write_story(rng: random.Random, plot: str | None = None) -> str:
-    """One story (paragraphs separated by a newline) drawn from ``rng``; ``plot`` picks the shape."""
-    if plot is None:
-        plot = rng.choice(_PLOT_NAMES)
-    elif plot not in PLOTS:
-        raise ValueError(f"unknown plot {plot!r}; choose one of {sorted(PLOTS)}")
-    return "\n".join(PLOTS[plot](Scene(rng)))
-
-
-def iter_stories(seed: int = 0) -> Iterator[str]:
-    """An endless stream of stories; its first ``n`` are ``generate_stories(n, seed)``."""
-    rng = random.Random(seed)
-    while True:
-        yield write_story(rng)
-
-
-def generate_stories(n: int, seed: int = 0) -> list[str]:
-    """``n`` synthetic TinyStories-style stories, the same ones for the same ``seed``."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(f"n must be a non-negative number of stories, got {n!r}")
-    return list(itertools.islice(iter_stories(seed), n))
