@@ -11,6 +11,7 @@ import pytest
 
 from slm_course import checkpoint
 from slm_course.config import GPTConfig, TrainConfig
+from slm_course.corpus import SYNTHETIC_SOURCE
 from slm_course.lessons import scaling
 from slm_course.model import GPT
 from slm_course.presets import preset
@@ -123,6 +124,8 @@ def test_the_frontier_keeps_the_best_loss_for_each_budget():
     assert front.compute.tolist() == [6, 12, 24, 48]
     assert front.val_bpb.tolist() == [3.0, 2.5, 2.2, 1.9]
     assert (np.diff(front.val_bpb) < 0).all()
+    later = scaling.frontier([small, large], min_tokens=2)
+    assert later.labels == ["small", "large", "large"] and later.compute.tolist() == [12, 24, 48]
 
 
 # --- the ladder -----------------------------------------------------------------------------------
@@ -134,7 +137,7 @@ def test_every_rung_is_a_cpu_quick_model_and_the_ladder_grows():
         rungs = scaling.ladder(profile)
         sizes = [scaling.count_params(c) for c in rungs]
         assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes)
-        vocab_size = scaling.VOCAB[profile] or family.vocab_size
+        vocab_size = family.vocab_size
         for rung in rungs:
             assert rung.replace(n_layer=family.n_layer, n_head=family.n_head, n_embd=family.n_embd,
                                 vocab_size=family.vocab_size) == family
@@ -142,12 +145,20 @@ def test_every_rung_is_a_cpu_quick_model_and_the_ladder_grows():
             assert scaling.rung_configs(rung, profile).tokenizer == (
                 preset("cpu-quick")[1].tokenizer if vocab_size == family.vocab_size else f"bpe-{vocab_size}")
     assert family in scaling.ladder("full")  # the full ladder includes cpu-quick itself
+    assert {c.vocab_size for c in scaling.ladder("quick", vocab_size=1024)} == {1024}
+    assert scaling.rung_configs(scaling.ladder("quick", 1024)[0], "quick").tokenizer == "bpe-1024"
+
+
+@pytest.mark.filterwarnings("ignore:Could not load roneneldan/TinyStories")
+def test_the_ladder_keeps_cpu_quicks_vocabulary_on_real_stories_only(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert scaling.ladder_vocab("quick") == (scaling.SYNTHETIC_VOCAB, SYNTHETIC_SOURCE)
+    stories = tmp_path / "stories-train.txt"
+    stories.write_text("Once upon a time there was a cat.\n<|endoftext|>\nThe dog ran home.\n<|endoftext|>\n" * 30)
+    monkeypatch.setenv("SLM_TINYSTORIES", str(stories))
+    vocab_size, source = scaling.ladder_vocab("quick")
+    assert vocab_size == preset("cpu-quick")[0].vocab_size and str(stories) in source
     assert len(scaling.ladder("quick")) >= 4
-
-
-def test_count_params_matches_a_real_model():
-    config = scaling.ladder("quick")[2]
-    assert scaling.count_params(config) == GPT(config).num_params()
 
 
 def test_rungs_train_at_a_constant_rate_on_the_recorded_data(monkeypatch):
@@ -183,6 +194,7 @@ def tiny_family(vocab: int = 300) -> tuple[GPTConfig, TrainConfig]:
 @pytest.mark.filterwarnings("ignore:Could not load roneneldan/TinyStories")
 def test_a_tiny_ladder_end_to_end_on_the_embedded_corpus(monkeypatch):
     monkeypatch.setattr(scaling, "preset", lambda name: tiny_family())
+    monkeypatch.setattr(scaling, "SYNTHETIC_VOCAB", 300)
     monkeypatch.setitem(scaling.LADDERS, "quick", ((1, 1, 16), (1, 2, 32), (2, 2, 48)))
     monkeypatch.setitem(scaling.STEPS, "quick", 24)
     monkeypatch.setitem(scaling.MAX_STORIES, "quick", 200)
@@ -195,13 +207,14 @@ def test_a_tiny_ladder_end_to_end_on_the_embedded_corpus(monkeypatch):
         assert c.tokens[-1] == 24 * 4 * 16 and (np.diff(c.tokens) > 0).all()
         assert (c.val_bpb > 0).all() and c.val_bpb[-1] < c.val_bpb[0]  # it learned something
         np.testing.assert_allclose(c.compute, 6 * c.n_params * c.tokens)
-    assert len(lines) == 3 and not any("cached" in line for line in lines)
+    assert "synthetic" in lines[0] and "bpe-300" in lines[0]
+    assert len(lines) == 4 and not any("cached" in line for line in lines)
     front = scaling.frontier(curves)
     assert (np.diff(front.val_bpb) < 0).all() and set(front.labels) <= {c.label for c in curves}
 
     # A second call reuses every run; a changed recipe retrains (and only then).
     again = scaling.train_ladder("quick", report=lines.append)
-    assert all("cached" in line for line in lines[3:])
+    assert all("cached" in line for line in lines[5:])
     np.testing.assert_array_equal(again[1].val_bpb, curves[1].val_bpb)
     monkeypatch.setitem(scaling.STEPS, "quick", 12)
     shorter = scaling.train_ladder("quick", report=None)

@@ -4,8 +4,8 @@ compute, and read off the compute-optimal model size for a budget.
 The pieces, in the order the lesson uses them:
 
 * :func:`ladder` — the model sizes of a profile. Every rung belongs to the ``cpu-quick`` family
-  (its context and training recipe; the quick ladder a smaller vocabulary, see ``VOCAB``); only
-  depth and width change.
+  (its tokenizer, vocabulary, context and training recipe; on the embedded corpus a smaller
+  vocabulary, see :func:`ladder_vocab`); only depth and width change.
 * :func:`train_ladder` — trains every rung through :func:`slm_course.trainer.train_model` on the
   same number of tokens, with a constant learning rate after warmup (see :func:`rung_configs`),
   caching the runs in ``cache_dir()/runs/scaling-<profile>/``; each becomes a :class:`Curve`.
@@ -34,17 +34,18 @@ from pathlib import Path
 
 import ipywidgets as widgets
 import numpy as np
-import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from slm_course import checkpoint
+from slm_course.checkpoint import read_run_config
 from slm_course.config import GPTConfig, TrainConfig
+from slm_course.corpus import SYNTHETIC_SOURCE, load_tinystories
 from slm_course.model import GPT
 from slm_course.presets import preset
 from slm_course.runtime import cache_dir
 from slm_course.runtime import profile as current_profile
-from slm_course.trainer import RunMismatchError, check_same_run, read_run_config, train_model
+from slm_course.trainer import RunMismatchError, check_same_run, train_model
 
 # (n_layer, n_head, n_embd) of each rung, smallest first: width grows by about 1.5x per rung and
 # depth with it (a shape near the family's), heads of 32-64 dimensions. The full ladder adds
@@ -53,11 +54,9 @@ LADDERS: dict[str, tuple[tuple[int, int, int], ...]] = {
     "quick": ((2, 1, 32), (2, 1, 48), (3, 2, 64), (3, 3, 96), (4, 4, 128)),
     "full": ((2, 1, 32), (2, 1, 48), (3, 2, 64), (3, 3, 96), (4, 4, 128), (4, 4, 192), (5, 4, 256)),
 }
-# The vocabulary of each ladder. The quick one uses our 1,024-token BPE: every data source offers
-# enough merges for it (the embedded corpus's small world has only ~1,550, too few for bpe-4096),
-# and it makes the vocabulary-wide softmax, most of a small model's step, 4x cheaper. The full
-# ladder keeps cpu-quick's own vocabulary (it needs real stories).
-VOCAB: dict[str, int | None] = {"quick": 1024, "full": None}
+# The embedded corpus's small world offers only ~1,550 BPE merges, too few for cpu-quick's
+# 4,096-token BPE: on it, the ladder uses our 1,024-token BPE instead (see ladder_vocab).
+SYNTHETIC_VOCAB = 1024
 # Updates per rung (each of cpu-quick's 2,048 tokens): every size sees the same tokens, so the
 # ladder costs about (number of rungs) x (steps) x (a step's time), which on a CPU is nearly the
 # same for every small model (the vocabulary-wide softmax costs the same at every width).
@@ -66,10 +65,14 @@ EVALUATIONS = 6  # evaluations per run after step 0: the points of each learning
 # Stories per split: more than a run's tokens need (quick: ~0.8M tokens for 0.61M trained), so no
 # run sees a story twice; the full ladder's 3.1M tokens take the whole shared slice (1.4 passes).
 MAX_STORIES = {"quick": 4000, "full": 20000}
+# Evaluations before this many updates are left out of the fits: in the first steps the loss
+# falls from ln(vocab) faster than any power law of D, and those points would bend the fit.
+TRANSIENT_UPDATES = 100
 
 
-def ladder(profile: str | None = None) -> list[GPTConfig]:
-    """The model configs of a profile's ladder, smallest first (default: the current profile).
+def ladder(profile: str | None = None, vocab_size: int | None = None) -> list[GPTConfig]:
+    """The model configs of a profile's ladder, smallest first (default: the current profile),
+    with cpu-quick's vocabulary or ``vocab_size``.
 
     Example: ``[c.n_embd for c in ladder("quick")]`` -> ``[32, 48, 64, 96, 128]``
     """
@@ -77,9 +80,27 @@ def ladder(profile: str | None = None) -> list[GPTConfig]:
     if profile not in LADDERS:
         raise ValueError(f"unknown profile {profile!r}; use one of {sorted(LADDERS)}")
     family = preset("cpu-quick")[0]
-    vocab_size = VOCAB[profile] or family.vocab_size
-    return [family.replace(vocab_size=vocab_size, n_layer=layers, n_head=heads, n_embd=width)
+    return [family.replace(vocab_size=vocab_size or family.vocab_size, n_layer=layers, n_head=heads, n_embd=width)
             for layers, heads, width in LADDERS[profile]]
+
+
+def ladder_vocab(profile: str | None = None) -> tuple[int, str]:
+    """The vocabulary the ladder trains with on the stories at hand, and where they come from.
+
+    cpu-quick's vocabulary on real stories (``SLM_TINYSTORIES``, else the Hugging Face hub or its
+    cache); on the embedded synthetic corpus, the fallback offline, ``SYNTHETIC_VOCAB``, because
+    its small world has too few distinct words for a 4,096-token BPE.
+    """
+    profile = profile or current_profile()
+    stories = load_tinystories("train", data_source(), MAX_STORIES[profile])
+    real = stories.source != SYNTHETIC_SOURCE
+    return (preset("cpu-quick")[0].vocab_size if real else SYNTHETIC_VOCAB), stories.source
+
+
+def data_source() -> str | None:
+    """Where the ladder's stories come from: cpu-quick's ``data_source``, else ``SLM_TINYSTORIES``
+    (None: the best available, see :func:`slm_course.corpus.load_tinystories`)."""
+    return preset("cpu-quick")[1].data_source or os.environ.get("SLM_TINYSTORIES")
 
 
 def label(config: GPTConfig) -> str:
@@ -94,8 +115,8 @@ def rung_configs(model_config: GPTConfig, profile: str) -> TrainConfig:
     Each size must train about as well as it can, or the fit measures the recipe, not the size:
     narrower models want a higher rate. The rule here, cpu-quick's rate at its width times
     sqrt(its width / this width), fits what a probe found (200 constant-rate updates on real
-    stories, validation bits/byte): width 32 gains 0.14 from 2e-3 to 4e-3 and nothing more at
-    8e-3 (rule: 4.9e-3); width 48 is best at 4e-3 of 2, 4 and 8e-3 (rule: 4e-3); width 128 at
+    stories, validation bits/byte): width 32 scores the same at 4e-3 and 8e-3, within 0.01
+    (rule: 4.9e-3); width 48 is best at 4e-3 of 2, 4 and 8e-3 (rule: 4e-3); width 128 at
     2e-3 of 1.4, 2 and 4e-3 (rule: 2.4e-3).
 
     A cosine schedule decays over the length of its own run, so an evaluation half-way through
@@ -115,7 +136,7 @@ def rung_configs(model_config: GPTConfig, profile: str) -> TrainConfig:
     return family.replace(
         tokenizer=family.tokenizer if model_config.vocab_size == family_model.vocab_size
         else f"bpe-{model_config.vocab_size}",
-        data_source=family.data_source or os.environ.get("SLM_TINYSTORIES"),
+        data_source=data_source(),
         max_stories=MAX_STORIES[profile],
         max_iters=steps,
         warmup_iters=max(10, steps // 30),  # cpu-quick warms up for ~3% of its updates
@@ -129,9 +150,8 @@ def rung_configs(model_config: GPTConfig, profile: str) -> TrainConfig:
 
 
 def count_params(config: GPTConfig) -> int:
-    """``GPT(config).num_params()`` without allocating the weights (built on the meta device)."""
-    with torch.device("meta"):
-        return GPT(config).num_params()
+    """N of a config: ``GPT(config).num_params()``, the token table counted once."""
+    return GPT(config).num_params()
 
 
 def run_tokens(train_config: TrainConfig, block_size: int) -> int:
@@ -202,8 +222,11 @@ def train_ladder(profile: str | None = None, verbose: bool = False,
                  report: Callable[[str], None] | None = print) -> list[Curve]:
     """Train (or load from the cache) every rung of a profile's ladder; one line per rung to ``report``."""
     profile = profile or current_profile()
+    vocab_size, source = ladder_vocab(profile)
+    if report is not None:
+        report(f"stories: {source}; vocabulary {vocab_size:,} (bpe-{vocab_size})")
     curves = []
-    for model_config in ladder(profile):
+    for model_config in ladder(profile, vocab_size):
         curve, trained = train_rung(model_config, rung_configs(model_config, profile), verbose=verbose)
         curves.append(curve)
         if report is not None:
@@ -225,9 +248,10 @@ class Frontier:
     labels: list[str]  # the run each point comes from
 
 
-def frontier(curves: Sequence[Curve]) -> Frontier:
+def frontier(curves: Sequence[Curve], min_tokens: float = 0) -> Frontier:
     """The compute-efficient frontier: each evaluation whose loss is lower than that of every
-    evaluation (of any run) with less or equal compute.
+    evaluation (of any run) with less or equal compute; evaluations before ``min_tokens`` tokens
+    (the first steps' transient, see :data:`TRANSIENT_UPDATES`) are left out.
 
     Read it as "the best loss these runs show for a budget of at most C": spending more can
     always repeat a cheaper run, so the frontier only falls.
@@ -235,7 +259,8 @@ def frontier(curves: Sequence[Curve]) -> Frontier:
     Example: runs a (C 1, 2, 4: loss 3, 2.5, 2.4) and b (C 2, 4, 8: loss 2.8, 2.2, 1.9) ->
     a@1 (3), a@2 (2.5), b@4 (2.2), b@8 (1.9)
     """
-    points = sorted((c, bpb, curve.label) for curve in curves for c, bpb in zip(curve.compute, curve.val_bpb))
+    points = sorted((c, bpb, curve.label) for curve in curves
+                    for c, bpb, d in zip(curve.compute, curve.val_bpb, curve.tokens) if d >= min_tokens)
     kept, best = [], math.inf
     for c, bpb, name in points:
         if bpb < best:
@@ -396,9 +421,6 @@ def _nonnegative_least_squares(columns: np.ndarray, y: np.ndarray) -> tuple[floa
 
 # --- from a trained ladder to a pick ---------------------------------------------------------------
 
-# Evaluations before this many updates are left out of the L(N, D) fit: in the first steps the loss
-# falls from ln(vocab) faster than any power law of D, and those points would bend the fit.
-TRANSIENT_UPDATES = 100
 
 
 def transient_tokens() -> int:
@@ -452,10 +474,14 @@ def draw_isoflops(ax: Axes, law: ScalingLaw, budgets: Sequence[float], sizes: tu
     few tokens. The curves are the IsoFLOP profiles of Hoffmann et al. (2022), drawn from the fit.
     """
     n = np.logspace(math.log10(sizes[0]), math.log10(sizes[1]), 300)
+    lowest = math.inf
     for budget in budgets:
         (line,) = ax.plot(n, law(n, budget / (6 * n)), label=f"C = {budget:.1e} FLOPs")
         n_star, d_star = law.optimal(budget)
-        ax.plot([n_star], [law(n_star, d_star)], "o", color=line.get_color())
+        best = float(law(n_star, d_star))
+        ax.plot([n_star], [best], "o", color=line.get_color())
+        lowest = min(lowest, best)
+    ax.set_ylim(lowest * 0.97, lowest * 1.4)  # the minimum is what matters; far from it the loss soars
     ax.set_xscale("log")
     ax.set_xlabel("model size N (parameters)")
     ax.set_ylabel("predicted validation bits/byte")
