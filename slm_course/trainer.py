@@ -12,6 +12,7 @@ updates, never micro-batches. Everything a run produces lives in its ``out_dir``
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import signal
 import sys
@@ -125,6 +126,9 @@ def check_same_run(run_dir: Path, saved: dict[str, Any], wanted: dict[str, Any])
         if section not in wanted:
             continue
         old, new = saved.get(section) or {}, wanted[section]
+        if section == "model" and old:
+            # a run saved before a GPTConfig field existed was made with that field's default
+            old = {f.name: f.default for f in dataclasses.fields(GPTConfig)} | old
         for name in sorted(set(old) | set(new)):
             if section == "train" and name in RESUMABLE_CHANGES:
                 continue
