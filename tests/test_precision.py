@@ -169,6 +169,30 @@ def test_arm_bf16_counts_and_unreadable_flags_are_said(fake_cpu):
     assert "feature flags could not be read" in why and "2.0x slower" in why
 
 
+@pytest.mark.parametrize("flags, speedup, expected", [
+    ({"avx512f", "avx512_bf16"}, 3.4, torch.bfloat16),  # Zen 4: native and fast
+    ({"avx512f", "avx512_bf16", "amx_bf16"}, 1.6, torch.bfloat16),
+    ({"avx512f", "avx512_bf16"}, 1.2, torch.float32),  # native but barely faster: not worth bf16's rounding
+    ({"avx2", "fma"}, 1 / 150, torch.float32),  # emulated: fastest must never pick it
+    ({"avx2", "fma"}, 2.0, torch.float32),  # a fluke of the probe without bf16 instructions is not trusted
+], ids=["zen4", "amx", "barely-faster", "avx2-only", "no-flags-fast-probe"])
+def test_fastest_takes_bf16_on_a_cpu_only_where_it_is_native_and_measured_fast(fake_cpu, flags, speedup, expected):
+    fake_cpu(flags, speedup, capability="AVX512")
+    dtype, why = resolve_dtype("fastest", CPU)
+    assert dtype == expected, why
+    assert "fastest" in why
+    if expected == torch.bfloat16:
+        assert f"{speedup:.1f}x faster" in why
+
+
+@pytest.mark.parametrize("gpu", [*GPUS, None])
+def test_fastest_is_auto_off_the_cpu(fake_gpu, gpu):
+    if gpu is not None:
+        fake_gpu(gpu)
+    device = CUDA if gpu else torch.device("mps")
+    assert resolve_dtype("fastest", device) == resolve_dtype("auto", device)
+
+
 def test_mps_stays_fp32():
     dtype, why = resolve_dtype("auto", torch.device("mps"))
     assert dtype == torch.float32 and "MPS" in why
