@@ -1,95 +1,64 @@
 """The ``cpu-quick`` preset end to end on real TinyStories: wall time, loss, bits/byte, three stories.
 
-Trains from scratch (tokenizer and tokenized data included, unless already cached) on the text in
-``../shared/data/``, exactly as ``python -m slm_course.train --preset cpu-quick`` would with
-``--data_source`` pointing there, then samples three stories from the checkpoint.
+Trains from scratch, from an empty cache (the tokenizer and the tokenized data count in the wall
+time), on the text in ``SLM_TINYSTORIES`` or ``../shared/data/``, exactly as
+``python -m slm_course.train --preset cpu-quick`` would with ``--data_source`` pointing there;
+scores the final model on every token of the validation split; samples three stories. The run is
+also the ``preset`` row of the speedrun table (``bench/cpu_speedrun.py``).
 
-    python bench/cpu_quick.py [--max_iters N]     # N < the preset's: a shorter check run
+    python bench/cpu_quick.py
 """
 
 from __future__ import annotations
 
-import argparse
+import math
 import os
-import shutil
 import sys
-import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import REPO, markdown_table, write_section  # noqa: E402
-from slm_course import checkpoint  # noqa: E402
-from slm_course.runtime import shared_data_dir  # noqa: E402
-from slm_course.checkpoint import load_run  # noqa: E402
+from bench.common import markdown_table, write_section  # noqa: E402
+from bench.cpu_speedrun import STORY_SETTINGS, run  # noqa: E402
 from slm_course.presets import preset  # noqa: E402
-from slm_course.sample import generate_text  # noqa: E402
-from slm_course.trainer import train_model  # noqa: E402
-
-TEMPERATURE, TOP_K, MAX_NEW_TOKENS = 0.8, 50, 300
+from slm_course.runtime import shared_data_dir  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--max_iters", type=int, default=None, help="shorten the run (default: the preset's)")
-    parser.add_argument("--out_dir", default=str(REPO / "runs" / "bench-cpu-quick"))
-    args = parser.parse_args()
-    data = shared_data_dir()
+    shared = shared_data_dir()
+    data = os.environ.get("SLM_TINYSTORIES") or (str(shared / "TinyStories-train.subset.txt") if shared else None)
     if data is None:
-        sys.exit("bench/cpu_quick.py needs the real TinyStories text in ../shared/data/ (see the README)")
-
-    model_config, train_config = preset("cpu-quick")
-    changes = {"data_source": str(data), "out_dir": args.out_dir, "device": "cpu"}
-    if args.max_iters is not None:
-        changes.update(max_iters=args.max_iters, warmup_iters=min(train_config.warmup_iters, args.max_iters // 10),
-                       eval_interval=min(train_config.eval_interval, args.max_iters))
-    train_config = train_config.replace(**changes)
-    shutil.rmtree(train_config.out_dir, ignore_errors=True)
-
-    load_before = os.getloadavg()[0]
-    start = time.perf_counter()
-    run_dir = train_model(model_config, train_config)
-    wall = time.perf_counter() - start
-    load_after = os.getloadavg()[0]
-    state = checkpoint.load_state(run_dir)
-    records = checkpoint.read_metrics(run_dir)
-    evals = [r for r in records if r["kind"] == "eval"]
-    logged = [r for r in records if r["kind"] == "train"]
-    tokens_per_s = logged[-1]["tokens"] / state["train_seconds"]
-
-    model, encoding, info = load_run(run_dir, device="cpu")
-    generator = torch.Generator().manual_seed(0)
-    stories = [generate_text(model, encoding, "", MAX_NEW_TOKENS, TEMPERATURE, top_k=TOP_K, generator=generator)
-               for _ in range(3)]
-    for story in stories:
+        sys.exit("bench/cpu_quick.py needs real TinyStories: set SLM_TINYSTORIES or keep ../shared/data/")
+    row = run("preset", data, stories=3)
+    for story in row["stories"]:
         print("---\n" + story)
 
-    c, t = model_config, train_config
+    c, t = preset("cpu-quick")
+    first, last = row["first_eval"], row["last_eval"]
+    arch = f"{c.pos_emb} positions, {c.norm}, {c.mlp} MLP"
     rows = [
-        ["model", f"{c.n_layer} layers, {c.n_head} heads, {c.n_embd} wide, context {c.block_size}, "
-                  f"vocab {c.vocab_size} ({t.tokenizer}); {model.num_params() / 1e6:.2f}M parameters"],
-        ["data", f"{info['data']['source']}: {info['data']['train_tokens']:,} training tokens"],
-        ["budget", f"{t.max_iters} updates x {t.batch_size * c.block_size:,} tokens = "
-                   f"{logged[-1]['tokens'] / 1e6:.2f}M tokens ({logged[-1]['tokens'] / info['data']['train_tokens']:.1f} epochs)"],
-        ["wall time, end to end", f"**{wall / 60:.1f} min** ({wall:.0f} s; tokenizer, data, training, evals, checkpoints)"],
-        ["training loop alone", f"{state['train_seconds']:.0f} s, {tokens_per_s:,.0f} tokens/s "
-                                f"({torch.get_num_threads()} torch thread(s); 1-min load average {load_before:.1f} at the start, "
-                                f"{load_after:.1f} at the end)"],
-        ["loss before training", f"{evals[0]['val_loss']:.3f} (ln {c.vocab_size} = {torch.log(torch.tensor(c.vocab_size)):.3f})"],
-        ["final loss", f"train {evals[-1]['train_loss']:.3f}, **validation {evals[-1]['val_loss']:.3f}** nats/token"],
-        ["final bits per byte", f"train {evals[-1]['train_bpb']:.3f}, **validation {evals[-1]['val_bpb']:.3f}** "
-                                f"(nats over the text tokens / their UTF-8 bytes / ln 2; end-of-story tokens left out)"],
+        ["model", f"{c.n_layer} layers, {c.n_head} heads, {c.n_embd} wide, context {c.block_size}, {arch}, "
+                  f"vocab {c.vocab_size} ({t.tokenizer}); {row['params'] / 1e6:.2f}M parameters"],
+        ["data", f"{row['data']['source']}: {row['data']['train_tokens']:,} training tokens"],
+        ["budget", f"{row['updates']:,} updates x {t.batch_size * t.grad_accum_steps * c.block_size:,} tokens = "
+                   f"{row['tokens'] / 1e6:.2f}M tokens ({row['tokens'] / row['data']['train_tokens']:.1f} epochs)"],
+        ["wall time, end to end", f"**{row['wall_s'] / 60:.1f} min** ({row['wall_s']:.0f} s from an empty cache: "
+                                  f"tokenizer, data, training, evals, checkpoints)"],
+        ["training loop alone", f"{row['train_s']:.0f} s, {row['tokens'] / row['train_s']:,.0f} tokens/s (1-min load "
+                                f"average {row['load_before']:.1f} at the start, {row['load_after']:.1f} at the end)"],
+        ["loss before training", f"{first['val_loss']:.3f} (ln {c.vocab_size} = {math.log(c.vocab_size):.3f})"],
+        ["final loss, training log", f"train {last['train_loss']:.3f}, validation {last['val_loss']:.3f} nats/token "
+                                     f"({t.eval_iters} batches per split)"],
+        ["**final validation, every token**", f"**{row['val_bpb']:.3f} bits/byte**, {row['val_nats_per_token']:.3f} "
+                                              f"nats/token over all {row['val_tokens']:,} validation tokens"],
     ]
     body = (
         "## `cpu-quick` preset on real TinyStories (CPU)\n\n"
         + markdown_table(["", "result"], rows)
-        + f"\n\nThree stories sampled from the final checkpoint (empty prompt, temperature {TEMPERATURE}, "
-        f"top-k {TOP_K}, at most {MAX_NEW_TOKENS} tokens, seed 0):\n\n"
-        + "\n\n".join("> " + story.strip().replace("\n", "\n> ") for story in stories)
+        + f"\n\nThree stories sampled from the final checkpoint (empty prompt, temperature "
+        f"{STORY_SETTINGS['temperature']}, top-k {STORY_SETTINGS['top_k']}, at most "
+        f"{STORY_SETTINGS['max_new_tokens']} tokens, seed 0):\n\n"
+        + "\n\n".join("> " + story.strip().replace("\n", "\n> ") for story in row["stories"])
     )
-    if args.max_iters is not None:
-        body += f"\n\n*A shortened check run (--max_iters {args.max_iters}), not the preset's full budget.*"
     write_section("cpu_quick", body)
 
 

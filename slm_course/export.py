@@ -23,12 +23,13 @@ nanoGPT's naming), so each direction is a weight mapping plus checks that nothin
   our ids on a probe text, and refuses to write one that doesn't.
 
 What one side can't express in the other's terms is an error naming it, never a silently different
-model: a GPTConfig field this module doesn't know (a later RoPE or RMSNorm option), a GPT-2 with an
+model: a GPTConfig field this module doesn't know, an architecture option GPT-2 lacks (RoPE, RMSNorm), a GPT-2 with an
 untied head or another activation, a tokenizer larger than the model's vocabulary.
 
 Export a run, then use it like any model on the Hugging Face hub::
 
-    python -m slm_course.export --checkpoint runs/cpu-quick --out exported/cpu-quick
+    python -m slm_course.train --preset cpu-quick --pos_emb learned --out_dir runs/cpu-quick-gpt2
+    python -m slm_course.export --checkpoint runs/cpu-quick-gpt2 --out exported/cpu-quick
 
     from transformers import pipeline
     generate = pipeline("text-generation", model="exported/cpu-quick")
@@ -62,7 +63,7 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import tiktoken
 import torch
@@ -152,8 +153,17 @@ def check_exportable(config: GPTConfig) -> None:
         raise ValueError(
             f"GPTConfig {', '.join(other)} is not expressible in GPT-2, whose config has no such option "
             f"(GPT-2 is {', '.join(f'{name}={GPT2_VALUES[name]!r}' for name in GPT2_VALUES)}); only a model "
-            f"trained with GPT-2's values exports to transformers' GPT2LMHeadModel"
+            f"trained with GPT-2's values exports to transformers' GPT2LMHeadModel. To make one, train with "
+            f"{' '.join(_cli_option(name, GPT2_VALUES[name]) for name in GPT2_VALUES if getattr(config, name) != GPT2_VALUES[name])} "
+            f"(e.g. python -m slm_course.train --preset cpu-quick --pos_emb learned)"
         )
+
+
+def _cli_option(name: str, value: Any) -> str:
+    """The training CLI's option that sets ``name`` to ``value``. Example: ``("qk_norm", False)`` -> ``"--no-qk_norm"``"""
+    if isinstance(value, bool):
+        return f"--{name}" if value else f"--no-{name}"
+    return f"--{name} {value}"
 
 
 def gpt2_parameter_shapes(config: GPTConfig) -> dict[str, tuple[int, ...]]:
@@ -421,7 +431,7 @@ def export_model(model: GPT, encoding: tiktoken.Encoding, out_dir: str | os.Path
 def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write the latest checkpoint of a training run as a transformers model directory (see export_model).
 
-    Example: ``export_run("runs/cpu-quick", "exported/cpu-quick")``, then
+    Example: ``export_run("runs/cpu-quick-gpt2", "exported/cpu-quick")``, then
     ``pipeline("text-generation", model="exported/cpu-quick")``
     """
     model, encoding, _ = load_run(run_dir, device="cpu")
@@ -539,6 +549,21 @@ def import_hf(source: GPT2LMHeadModel | str | os.PathLike) -> GPT:
     model.load_state_dict({name: theirs[name].t() if name.endswith(CONV1D_WEIGHTS) else theirs[name]
                            for name in model.state_dict()})
     return model.eval()
+
+
+def cached_hub_model(name: str = "openai-community/gpt2") -> Path | None:
+    """The local directory of hub model ``name`` if its config and safetensors weights are in the
+    Hugging Face cache already, else None. Never touches the network, so an offline lesson can ask.
+
+    Example: ``cached_hub_model()`` -> ``~/.cache/huggingface/hub/models--openai-community--gpt2/snapshots/<sha>``
+    once ``import_hf("openai-community/gpt2")`` has run online; ``None`` before
+    """
+    from huggingface_hub import try_to_load_from_cache
+
+    found = [try_to_load_from_cache(name, filename) for filename in ("config.json", "model.safetensors")]
+    if not all(isinstance(path, str) for path in found):  # None (never fetched) or a "known missing" marker
+        return None
+    return Path(found[0]).parent
 
 
 def _load_hf(transformers: ModuleType, source: str | os.PathLike) -> GPT2LMHeadModel:

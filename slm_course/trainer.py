@@ -304,7 +304,9 @@ def _log_train(state: _RunState, process: Process, scaler: torch.amp.GradScaler,
 # --- the wall-clock budget -------------------------------------------------------------------------
 
 # Share of the budget left unplanned: load changes during the run, Python's start-up before
-# train_model, and checkpoints (not timed before the plan is made) have to fit into it.
+# train_model, and checkpoints (not timed before the plan is made) have to fit into it. A real
+# run's few checkpoints do (cpu-quick's 9 take ~1 s of 600); a tiny model that checkpoints every
+# few milliseconds of training would not.
 BUDGET_MARGIN = 0.03
 
 

@@ -294,6 +294,26 @@ def test_imported_gpt2_gives_its_logits(activation, from_dir, tmp_path):
         assert max_diff(model.next_token_logits(ids, kv_cache), hf_model(ids).logits[:, -1]) <= TOLERANCE
 
 
+def test_cached_hub_model_finds_only_a_complete_cached_copy(tmp_path, monkeypatch):
+    """Lesson 05's optional GPT-2 cell asks the cache, never the network; a config without weights
+    (an interrupted download) is not a model."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    assert export.cached_hub_model("openai-community/gpt2") is None
+    repo = tmp_path / "models--openai-community--gpt2"
+    snapshot = repo / "snapshots" / ("a" * 40)
+    random_gpt2().save_pretrained(snapshot)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("a" * 40)
+    (snapshot / "model.safetensors").rename(snapshot / "partial")
+    assert export.cached_hub_model("openai-community/gpt2") is None
+    (snapshot / "partial").rename(snapshot / "model.safetensors")
+    assert export.cached_hub_model("openai-community/gpt2") == snapshot
+    assert max_diff(our_logits(export.import_hf(snapshot), random_ids(300, 8)),
+                    transformers.GPT2LMHeadModel.from_pretrained(snapshot)(random_ids(300, 8)).logits) <= TOLERANCE
+
+
 def test_an_imported_tanh_gelu_model_exports_back_unchanged(tmp_path):
     hf_model = random_gpt2(activation_function="gelu_new")
     out = export.export_model(export.import_hf(hf_model), toy_encoding(), tmp_path / "hf")
@@ -430,9 +450,12 @@ def test_what_gpt2_cannot_express_is_refused_by_name(make, named, tmp_path):
                                     {"qk_norm": True}, {"tie_embeddings": False}], ids=lambda c: "-".join(map(str, c.values())))
 def test_architecture_options_gpt2_lacks_are_refused_by_name(change, tmp_path):
     (name, value), = change.items()
-    with pytest.raises(ValueError, match=rf"GPTConfig {name}={value!r} is not expressible in GPT-2"):
+    with pytest.raises(ValueError, match=rf"GPTConfig {name}={value!r} is not expressible in GPT-2") as error:
         export.export_model(GPT(TINY.replace(**change)), toy_encoding(), tmp_path / "hf")
     assert not (tmp_path / "hf").exists()
+    gpt2_value = export.GPT2_VALUES[name]  # the error names the training option that makes an exportable model
+    option = (f"--{name}" if gpt2_value else f"--no-{name}") if isinstance(gpt2_value, bool) else f"--{name} {gpt2_value}"
+    assert f"train with {option} " in str(error.value)
 
 
 def test_gpt2s_own_values_of_the_architecture_options_export(tmp_path):

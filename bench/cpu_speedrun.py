@@ -1,0 +1,192 @@
+"""The CPU speedrun: which 10-minute recipe gives the lowest validation bits/byte on 2 cores.
+
+Each variant is the ``cpu-quick`` preset with a few fields changed (VARIANTS). ``run`` trains one
+from scratch on the real TinyStories text (``SLM_TINYSTORIES``, else ``../shared/data/``) with its
+own empty cache, so the wall time counts the tokenizer and the tokenized data too, then scores the
+final model on *every* token of the validation split (not the few batches the training log uses)
+and appends a row to ``bench/cpu_speedrun.jsonl``. ``table`` turns those rows into the speedrun
+section of docs/benchmarks.md, beside the published anchors converted to bits/byte.
+
+    python bench/cpu_speedrun.py run baseline rope-lr3e-3   # ~10 min each, one after another
+    python bench/cpu_speedrun.py table
+
+Run variants one at a time on a quiet machine: two at once halve each other's throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import REPO, machine, markdown_table, write_section  # noqa: E402
+from slm_course import checkpoint  # noqa: E402
+from slm_course.checkpoint import load_run  # noqa: E402
+from slm_course.config import GPTConfig, TrainConfig  # noqa: E402
+from slm_course.data import prepare_run_data, resolve_tokenizer  # noqa: E402
+from slm_course.corpus import load_tinystories  # noqa: E402
+from slm_course.presets import preset  # noqa: E402
+from slm_course.runtime import shared_data_dir  # noqa: E402
+from slm_course.sample import generate_text  # noqa: E402
+from slm_course.tokenizer import token_byte_lengths  # noqa: E402
+from slm_course.trainer import train_model  # noqa: E402
+
+RESULTS = REPO / "bench" / "cpu_speedrun.jsonl"
+STORY_SETTINGS = {"max_new_tokens": 300, "temperature": 0.8, "top_k": 50}  # empty prompt
+
+# cpu-quick as it was before the speedrun (the "baseline"), as changes to the preset of today;
+# every variant is the baseline plus its own changes, the ones the table lists.
+OLD_MODEL = {"pos_emb": "learned"}
+OLD_TRAIN = {"lr": 2e-3, "min_lr": 2e-4, "max_iters": 1500, "dtype": "auto", "time_budget": None}
+VARIANTS: dict[str, tuple[dict, dict]] = {
+    "baseline": ({}, {}),
+    "rope-lr3e-3-10min": ({"pos_emb": "rope"}, {"lr": 3e-3, "min_lr": 3e-4, "time_budget": 585.0}),
+    "rope-bf16-10min": ({"pos_emb": "rope"}, {"lr": 3e-3, "min_lr": 3e-4, "time_budget": 585.0, "dtype": "bfloat16"}),
+    "rope-rms-swiglu-10min": ({"pos_emb": "rope", "norm": "rmsnorm", "mlp": "swiglu"},
+                              {"lr": 3e-3, "min_lr": 3e-4, "time_budget": 585.0}),
+}
+
+
+def configs(name: str) -> tuple[GPTConfig, TrainConfig, dict]:
+    """The configs of variant ``name`` ("preset": cpu-quick as it is now) and what it changes from
+    the baseline."""
+    model_config, train_config = preset("cpu-quick")
+    if name == "preset":
+        old_model, old_train = model_config.replace(**OLD_MODEL), train_config.replace(**OLD_TRAIN)
+        changes = {k: v for k, v in model_config.to_dict().items() if v != old_model.to_dict()[k]}
+        changes |= {k: v for k, v in train_config.to_dict().items() if v != old_train.to_dict()[k]}
+        return model_config, train_config, changes
+    model_changes, train_changes = VARIANTS[name]
+    return (model_config.replace(**OLD_MODEL | model_changes), train_config.replace(**OLD_TRAIN | train_changes),
+            model_changes | train_changes)
+
+
+# Published TinyStories results, in nats/token, with the vocabulary they were measured at. Their
+# bytes per token are estimated with our own BPE of that size on the validation text (theirs are
+# not published), so the bits/byte column is an estimate.
+ANCHORS = [
+    ("Stanford CS336 assignment 1 target (H100, ~30-40 min)", 1.45, 10_000),
+    ("llama2.c 260K-parameter model", 1.297, 512),
+]
+
+
+@torch.inference_mode()
+def score_all(model: torch.nn.Module, tokens: np.ndarray, token_bytes: torch.Tensor, batch: int = 32) -> dict:
+    """Nats/token and bits/byte over every token of ``tokens``, in non-overlapping windows."""
+    block = model.config.block_size
+    n_windows = (len(tokens) - 1) // block
+    ids = torch.from_numpy(np.asarray(tokens[: n_windows * block + 1], dtype=np.int64))
+    nats = tokens_scored = text_nats = text_bytes = 0.0
+    for start in range(0, n_windows, batch):
+        rows = range(start, min(start + batch, n_windows))
+        x = torch.stack([ids[r * block: (r + 1) * block] for r in rows])
+        y = torch.stack([ids[r * block + 1: (r + 1) * block + 1] for r in rows])
+        logits, _ = model(x, y)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="none")
+        lengths = token_bytes[y.flatten()]
+        nats += float(loss.sum())
+        tokens_scored += y.numel()
+        text_nats += float(loss[lengths > 0].sum())
+        text_bytes += float(lengths.sum())
+    return {"val_tokens": int(tokens_scored), "val_nats_per_token": nats / tokens_scored,
+            "val_bpb": text_nats / text_bytes / math.log(2)}
+
+
+def run(name: str, data: str, stories: int = 0) -> dict:
+    """Train variant ``name`` from an empty cache and score it; the row appended to RESULTS.
+
+    With ``stories``, the row also holds that many stories sampled from the final model
+    (``STORY_SETTINGS``, seed 0), and the run's last evaluation record (``"last_eval"``).
+    """
+    model_config, train_config, changes = configs(name)
+    with tempfile.TemporaryDirectory(prefix="speedrun-") as cache:
+        os.environ["SLM_CACHE"] = cache  # a cold start: the tokenizer and the token files count too
+        train_config = train_config.replace(data_source=data, device="cpu",
+                                            out_dir=str(Path(cache) / "run"))
+        load_before = os.getloadavg()[0]
+        start = time.perf_counter()
+        run_dir = train_model(model_config, train_config)
+        wall = time.perf_counter() - start
+        model, encoding, _ = load_run(run_dir, device="cpu")
+        state = checkpoint.load_state(run_dir)
+        tokens = prepare_run_data(train_config, model_config.block_size).tokens["validation"]  # cached now
+        score = score_all(model, tokens, torch.as_tensor(token_byte_lengths(encoding)))
+        config = json.loads((Path(run_dir) / "config.json").read_text())
+        evals = [r for r in checkpoint.read_metrics(run_dir) if r["kind"] == "eval"]
+        generator = torch.Generator().manual_seed(0)
+        samples = [generate_text(model, encoding, "", generator=generator, **STORY_SETTINGS) for _ in range(stories)]
+    row = {"variant": name, "changes": changes, "wall_s": round(wall, 1),
+           "train_s": round(state["train_seconds"], 1), "updates": state["step"],
+           "tokens": state["step"] * train_config.batch_size * train_config.grad_accum_steps * model_config.block_size,
+           "params": model.num_params(), "load_before": load_before, "load_after": os.getloadavg()[0],
+           "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"), **score,
+           "budget": config.get("budget"), "data": config["data"], "first_eval": evals[0], "last_eval": evals[-1],
+           "stories": samples}
+    with RESULTS.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    return row
+
+
+def bytes_per_token(vocab: int, data: str) -> tuple[float, int]:
+    """Mean UTF-8 bytes per token of our ``bpe-<vocab>`` on the validation stories (an estimate of
+    a published tokenizer's of the same size), and the vocabulary it reached (the text at hand may
+    offer fewer merges than asked for)."""
+    stories = load_tinystories("validation", data)
+    encoding, _ = resolve_tokenizer(f"bpe-{vocab}", lambda: load_tinystories("train", data))
+    text = "".join(stories)
+    return len(text.encode("utf-8")) / len(encoding.encode_ordinary(text)), encoding.n_vocab
+
+
+def table(data: str) -> None:
+    rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
+    body = ["## CPU speedrun: the best 10-minute `cpu-quick` (2 CPU cores)\n",
+            "Each row trains from an empty cache (the tokenizer and token files count in the wall time) on "
+            f"the shared real TinyStories text and scores the final model on every token of the validation "
+            f"split. Run one at a time (`python bench/cpu_speedrun.py run VARIANT`); machine: {rows[-1]['machine']}.\n"]
+    body.append(markdown_table(
+        ["variant", "changes from the old cpu-quick", "updates", "tokens", "wall", "val nats/token", "val bits/byte"],
+        [[r["variant"], ", ".join(f"{k}={v}" for k, v in r["changes"].items()) or "—",
+          f"{r['updates']:,}", f"{r['tokens'] / 1e6:.2f}M", f"{r['wall_s'] / 60:.1f} min",
+          f"{r['val_nats_per_token']:.3f}", f"**{r['val_bpb']:.3f}**"] for r in rows]))
+    anchors = []
+    for label, nats, vocab in ANCHORS:
+        bpt, reached = bytes_per_token(vocab, data)
+        ours = f"{bpt:.2f}" + ("" if reached == vocab else f" (our BPE reached {reached:,} tokens on this text)")
+        anchors.append([label, f"{nats} at vocabulary {vocab:,}", ours, f"≈ {nats / math.log(2) / bpt:.2f}"])
+    body.append("\nPublished anchors, converted with our BPE's bytes/token at their vocabulary size (an estimate):\n")
+    body.append(markdown_table(["result", "nats/token", "bytes/token (our BPE)", "bits/byte"], anchors))
+    write_section("cpu_speedrun", "\n".join(body))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("command", choices=["run", "table"])
+    parser.add_argument("variants", nargs="*", help=f"with run: any of {', '.join(VARIANTS)}")
+    args = parser.parse_args()
+    shared = shared_data_dir()
+    data = os.environ.get("SLM_TINYSTORIES") or (str(shared / "TinyStories-train.subset.txt") if shared else None)
+    if data is None:
+        sys.exit("bench/cpu_speedrun.py needs real TinyStories: set SLM_TINYSTORIES or keep ../shared/data/")
+    if args.command == "table":
+        table(data)
+        return
+    unknown = [name for name in args.variants if name not in [*VARIANTS, "preset"]]
+    if unknown or not args.variants:
+        sys.exit(f"name the variants to run (unknown: {unknown}); choose from {', '.join(VARIANTS)}, preset")
+    for name in args.variants:
+        row = run(name, data)
+        print(json.dumps({k: v for k, v in row.items() if k != "stories"}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
