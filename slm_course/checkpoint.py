@@ -241,6 +241,21 @@ def is_complete(run_dir: str | Path) -> bool:
     return int(load_state(run_dir)["step"]) >= read_run_config(run_dir)["train"]["max_iters"]
 
 
+def run_encoding(run_dir: str | Path, record: dict[str, Any] | None = None) -> tiktoken.Encoding:
+    """The tokenizer a run trains with: its own BPE file (written before the first update, so a
+    callback can decode while the run is going) or GPT-2's."""
+    run_dir = Path(run_dir)
+    tokenizer = (record or read_run_config(run_dir))["tokenizer"]
+    if tokenizer.get("file"):
+        tokenizer_path = run_dir / tokenizer["file"]
+        if not tokenizer_path.exists():
+            raise FileNotFoundError(f"the run's tokenizer file {tokenizer_path} is missing")
+        return load_encoding(str(tokenizer_path))
+    if tokenizer.get("spec") == "gpt2":
+        return gpt2_encoding()
+    raise ValueError(f"{run_dir / CONFIG}: tokenizer {tokenizer!r} names no file in the run and is not 'gpt2'")
+
+
 def load_run(run_dir: str | Path, device: str | torch.device | None = None) -> tuple[GPT, tiktoken.Encoding, dict[str, Any]]:
     """The trained model (in eval mode, on ``device`` or the best available), its tokenizer, and
     the run's record (``config.json`` plus ``step``, the update the weights come from)."""
@@ -249,16 +264,7 @@ def load_run(run_dir: str | Path, device: str | torch.device | None = None) -> t
     record = read_run_config(run_dir)
     model = GPT(GPTConfig.from_dict(record["model"]))
     record["step"] = load_weights(run_dir, model)
-    tokenizer = record["tokenizer"]
-    if tokenizer.get("file"):
-        tokenizer_path = run_dir / tokenizer["file"]
-        if not tokenizer_path.exists():
-            raise FileNotFoundError(f"the run's tokenizer file {tokenizer_path} is missing")
-        encoding = load_encoding(str(tokenizer_path))
-    elif tokenizer.get("spec") == "gpt2":
-        encoding = gpt2_encoding()
-    else:
-        raise ValueError(f"{config_path}: tokenizer {tokenizer!r} names no file in the run and is not 'gpt2'")
+    encoding = run_encoding(run_dir, record)
     if encoding.n_vocab > model.config.vocab_size:
         raise ValueError(
             f"{config_path}: the tokenizer has {encoding.n_vocab} tokens but model.vocab_size is "

@@ -28,6 +28,7 @@ from slm_course.lessons.viz import LiveLossPlot, plot_losses, plot_lr_schedule
 from slm_course.model import GPT
 from slm_course.optim import lr_at, make_optimizer, make_scheduler, optimizer_step, schedule_counts_skipped_updates
 from slm_course.presets import PRESETS, preset
+from slm_course.runtime import seed_everything
 from slm_course.tokenizer import load_encoding, token_byte_lengths
 from slm_course.train import build_parser, configs_from_args, main
 from slm_course.trainer import RunMismatchError, TrainingDiverged, estimate_loss, plan_budget, train_model
@@ -483,6 +484,30 @@ def test_demo_run_passes_the_callback_to_training(dataset, monkeypatch):
     assert {r["kind"] for r in records} >= {"train", "eval"}
 
 
+def test_stories_at_each_evaluation_come_from_the_trained_model_and_change_nothing(dataset, monkeypatch, capsys):
+    """Lesson 06 samples from the model as it trains; the run must be the one it would be without."""
+    monkeypatch.setitem(PRESETS, "lesson", configs(dataset, "unused", max_iters=8))  # dropout 0.1: RNG-sensitive
+    plain = demo.demo_run("quick", retrain=True)
+    plain_metrics = checkpoint.read_metrics(plain)
+    model_config, train_config = PRESETS["lesson"]
+    seed_everything(train_config.seed)  # as train_model does before it builds a model itself
+    model = GPT(model_config)
+    stories = demo.StoryAtEachEval(model, plain, max_new_tokens=6)
+    run = demo.demo_run("quick", retrain=True, model=model, callback=stories)
+
+    def losses(records):
+        return [(r["kind"], r["step"], r.get("loss"), r.get("train_loss"), r.get("val_loss")) for r in records]
+
+    assert losses(checkpoint.read_metrics(run)) == losses(plain_metrics)
+    evals = [r for r in plain_metrics if r["kind"] == "eval"]
+    assert [step for step, _ in stories.stories] == [r["step"] for r in evals] == [0, 4, 8]
+    assert all(story.startswith("Once upon a time") for _, story in stories.stories)
+    assert stories.stories[0][1] != stories.stories[-1][1], "a model that trained should write something else"
+    trained, _, _ = load_run(run, device="cpu")
+    assert torch.equal(trained.lm_head.weight, model.lm_head.weight.detach().cpu()), "it sampled the trained instance"
+    assert "step    8 (" in capsys.readouterr().out
+
+
 # --- wall-clock budget ----------------------------------------------------------------------------
 
 
@@ -540,6 +565,9 @@ def test_a_time_budgeted_run_resumes_to_the_max_iters_it_planned(dataset, tmp_pa
 
 def test_a_time_budgeted_run_ends_within_its_budget(dataset, tmp_path):
     model_config, train_config = budgeted(dataset, tmp_path / "run")
+    # Checkpoints are not timed before the plan: BUDGET_MARGIN covers a real run's few (cpu-quick:
+    # 9 of ~0.1 s in 600 s), not one every 8 updates of a model whose update takes 2 ms.
+    train_config = train_config.replace(eval_interval=100_000)
     start = time.perf_counter()
     run_dir = train_model(model_config, train_config, verbose=False)
     wall = time.perf_counter() - start
