@@ -405,7 +405,7 @@ def token_budgets(config: TrainConfig, block_size: int) -> dict[str, int | None]
     (never less than one window). A split smaller than its budget is tokenized whole. A run with
     ``max_stories`` (a lesson's fixed slice) has no budget: it trains on exactly those stories.
 
-    Example: cpu-quick (2200 updates x 1 x 16 sequences x 128 tokens) -> ``{"train": 18_022_400,
+    Example: cpu-quick (2500 updates x 1 x 16 sequences x 128 tokens) -> ``{"train": 20_480_000,
     "validation": 2_097_152}``
     """
     if config.max_stories is not None:
