@@ -441,6 +441,16 @@ def wrong_kv_step_new_first(q, k, v, k_cache, v_cache):
     return weights @ v_cache, k_cache, v_cache
 
 
+def wrong_power_law_linear_fit(x, y):
+    exponent, scale = np.polyfit(x, y, 1)  # a straight line in linear axes, not log-log
+    return scale, exponent
+
+
+def wrong_power_law_log_scale(x, y):
+    exponent, log_scale = np.polyfit(np.log(x), np.log(y), 1)
+    return log_scale, exponent  # forgot to undo the log
+
+
 CODE_EXERCISES = [
     (ex.check_count_params, solutions.count_params, [wrong_count_params_ignores_bias]),
     (ex.check_best_pair, solutions.best_pair, [wrong_best_pair_first_seen, wrong_best_pair_crashes_on_short]),
@@ -460,6 +470,7 @@ CODE_EXERCISES = [
     (ex.check_top_p_filter, solutions.top_p_filter,
      [wrong_top_p_cumsum_below_p, wrong_top_p_not_renormalised, wrong_top_p_sorted_order]),
     (ex.check_kv_cache_step, solutions.kv_cache_step, [wrong_kv_step_attends_before_append, wrong_kv_step_new_first]),
+    (ex.check_power_law_fit, solutions.fit_power_law, [wrong_power_law_linear_fit, wrong_power_law_log_scale]),
 ]
 WRONG_ANSWERS = [(checker, wrong) for checker, _, wrongs in CODE_EXERCISES for wrong in wrongs]
 

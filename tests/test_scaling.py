@@ -165,9 +165,10 @@ def test_rungs_train_at_a_constant_rate_on_the_recorded_data(monkeypatch):
     monkeypatch.setenv("SLM_TINYSTORIES", "/some/stories.txt")
     model_config = scaling.ladder("quick")[0]
     train = scaling.rung_configs(model_config, "quick")
-    quick_model, quick_train = preset("cpu-quick")
-    assert train.min_lr == train.lr == pytest.approx(quick_train.lr * math.sqrt(quick_model.n_embd / 32))
-    assert scaling.rung_configs(quick_model, "full").lr == quick_train.lr  # cpu-quick's own width: its own rate
+    quick_model, _ = preset("cpu-quick")
+    assert train.min_lr == train.lr == pytest.approx(scaling.PROBED_LR * math.sqrt(scaling.PROBED_WIDTH / 32))
+    probed = quick_model.replace(n_embd=scaling.PROBED_WIDTH)
+    assert scaling.rung_configs(probed, "full").lr == scaling.PROBED_LR  # the probed width: the probed rate
     assert train.data_source == "/some/stories.txt"
     assert train.max_iters == scaling.STEPS["quick"] and train.max_iters % train.eval_interval == 0
     assert scaling.run_tokens(train, model_config.block_size) == scaling.STEPS["quick"] * 2048

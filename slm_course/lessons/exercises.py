@@ -1115,3 +1115,49 @@ def check_kv_cache_step(fn: Any) -> None:
         "that may see every position needs no mask, but still the 1 / sqrt(d) scale.",
         praise="Each step now costs one token's work instead of the whole sequence's.",
     )
+
+
+# --- Lesson 08: scaling laws -----------------------------------------------------------------------
+
+
+def check_power_law_fit(fn: Any) -> None:
+    """Write ``fit_power_law(x, y) -> (scale, exponent)``: the ``y = scale * x ** exponent`` that
+    fits points ``x, y`` (1-D numpy arrays of positive numbers) best as a straight line on log-log
+    axes, i.e. least squares on ``log y`` against ``log x``."""
+    rng = np.random.default_rng(8)
+
+    def case(x: np.ndarray, y: np.ndarray) -> tuple[tuple, Judge]:
+        slope, intercept = np.polyfit(np.log(x), np.log(y), 1)
+
+        def judge(result: Any) -> str | None:
+            if not isinstance(result, (tuple, list)) or len(result) != 2:
+                return f"it returned {type(result).__name__}; expected a pair (scale, exponent)"
+            scale, exponent = (_float(v) for v in result)
+            if scale is None or exponent is None:
+                return "scale and exponent should both be numbers"
+            if not math.isclose(exponent, slope, rel_tol=1e-6, abs_tol=1e-9):
+                return "the exponent is wrong"
+            if not math.isclose(scale, math.exp(intercept), rel_tol=1e-6):
+                return "the exponent is right but the scale is wrong"
+            return None
+
+        return (x.copy(), y.copy()), judge
+
+    def law(scale: float, exponent: float, x: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray]:
+        return x, scale * x**exponent * np.exp(rng.normal(0, noise, len(x)))
+
+    cases = [
+        _Case("exact points of a falling law, compute from 1e12 to 1e15",
+              lambda: case(*law(40.0, -0.07, np.logspace(12, 15, 6), 0.0))),
+        _Case("noisy points, 9 of them", lambda: case(*law(3.0, -0.3, np.logspace(3, 7, 9), 0.05))),
+        _Case("a rising law through two points", lambda: case(*law(0.5, 1.5, np.array([2.0, 50.0]), 0.0))),
+        _Case("x not in increasing order", lambda: case(*law(7.0, -0.5, rng.permutation(np.logspace(0, 4, 7)), 0.1))),
+    ]
+    _check_function(
+        fn,
+        cases,
+        "take logs first: log y = log scale + exponent * log x is a straight line, so a degree-1 "
+        "least-squares fit (np.polyfit) of log y against log x gives the exponent as its slope and "
+        "log scale as its intercept. Undo the log of the scale at the end.",
+        praise="That is the fit behind every straight line on a log-log plot.",
+    )

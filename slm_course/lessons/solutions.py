@@ -170,3 +170,12 @@ def kv_cache_step(
     k_cache, v_cache = torch.cat([k_cache, k], dim=2), torch.cat([v_cache, v], dim=2)
     weights = torch.softmax(q @ k_cache.transpose(-2, -1) / math.sqrt(k.size(-1)), dim=-1)
     return weights @ v_cache, k_cache, v_cache
+
+
+# --- Lesson 08 ---
+
+
+def fit_power_law(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """A power law is a straight line in log-log: fit log y = log scale + exponent * log x."""
+    exponent, log_scale = np.polyfit(np.log(x), np.log(y), 1)
+    return float(math.exp(log_scale)), float(exponent)
