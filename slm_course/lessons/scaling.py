@@ -49,10 +49,10 @@ from slm_course.trainer import RunMismatchError, check_same_run, train_model
 
 # (n_layer, n_head, n_embd) of each rung, smallest first: width grows by about 1.5x per rung and
 # depth with it (a shape near the family's), heads of 32-64 dimensions. The full ladder adds
-# cpu-quick's old hand-picked shape (4 x 4 x 192) and one above it.
+# cpu-quick's own shape (4 x 4 x 144), its old hand-picked one (4 x 4 x 192) and one above.
 LADDERS: dict[str, tuple[tuple[int, int, int], ...]] = {
     "quick": ((2, 1, 32), (2, 1, 48), (3, 2, 64), (3, 3, 96), (4, 4, 128)),
-    "full": ((2, 1, 32), (2, 1, 48), (3, 2, 64), (3, 3, 96), (4, 4, 128), (4, 4, 192), (5, 4, 256)),
+    "full": ((2, 1, 32), (2, 1, 48), (3, 2, 64), (3, 3, 96), (4, 4, 128), (4, 4, 144), (4, 4, 192), (5, 4, 256)),
 }
 # The embedded corpus's small world offers only ~1,550 BPE merges, too few for cpu-quick's
 # 4,096-token BPE: on it, the ladder uses our 1,024-token BPE instead (see ladder_vocab).
