@@ -92,13 +92,14 @@ def read_bandwidth(nbytes: int, repeats: int = 5) -> float:
 def bytes_per_token(model: GPT, cached_positions: float) -> tuple[int, float]:
     """Bytes one cached decoding step must read: (the weights, the KV cache with ``cached_positions``).
 
-    Every weight is read once, except the two embedding tables, of which a step reads one row each;
-    the tied lm_head reads the token table in full. Each layer reads the keys and values of every
-    cached position, plus its own.
+    Every weight is read once, except the embedding tables (tokens, and positions unless the model
+    uses RoPE), of which a step reads one row each; the tied lm_head reads the token table in full.
+    Each layer reads the keys and values of every cached position, plus its own.
     """
     cfg = model.config
-    embeddings = model.transformer.wte.weight.numel() + model.transformer.wpe.weight.numel()
-    weights = model.num_params() - embeddings + cfg.vocab_size * cfg.n_embd + 2 * cfg.n_embd
+    tables = [model.transformer.wte.weight] + ([model.transformer.wpe.weight] if "wpe" in model.transformer else [])
+    embeddings = sum(table.numel() for table in tables)
+    weights = model.num_params() - embeddings + cfg.vocab_size * cfg.n_embd + len(tables) * cfg.n_embd
     kv = 2 * cfg.n_layer * (cached_positions + 1) * cfg.n_embd
     return weights * BYTES_PER_FLOAT, kv * BYTES_PER_FLOAT
 
