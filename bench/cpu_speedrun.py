@@ -31,6 +31,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import REPO, machine, markdown_table, write_section  # noqa: E402
 from slm_course import checkpoint  # noqa: E402
+from slm_course.bigram import bits_per_byte  # noqa: E402
 from slm_course.checkpoint import load_run  # noqa: E402
 from slm_course.config import GPTConfig, TrainConfig  # noqa: E402
 from slm_course.data import prepare_run_data, resolve_tokenizer  # noqa: E402
@@ -87,25 +88,16 @@ ANCHORS = [
 
 
 @torch.inference_mode()
-def score_all(model: torch.nn.Module, tokens: np.ndarray, token_bytes: torch.Tensor, batch: int = 32) -> dict:
+def score_all(model: torch.nn.Module, tokens: np.ndarray, token_bytes: np.ndarray, batch: int = 32) -> dict:
     """Nats/token and bits/byte over every token of ``tokens``, in non-overlapping windows."""
     block = model.config.block_size
     n_windows = (len(tokens) - 1) // block
     ids = torch.from_numpy(np.asarray(tokens[: n_windows * block + 1], dtype=np.int64))
-    nats = tokens_scored = text_nats = text_bytes = 0.0
-    for start in range(0, n_windows, batch):
-        rows = range(start, min(start + batch, n_windows))
-        x = torch.stack([ids[r * block: (r + 1) * block] for r in rows])
-        y = torch.stack([ids[r * block + 1: (r + 1) * block + 1] for r in rows])
-        logits, _ = model(x, y)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="none")
-        lengths = token_bytes[y.flatten()]
-        nats += float(loss.sum())
-        tokens_scored += y.numel()
-        text_nats += float(loss[lengths > 0].sum())
-        text_bytes += float(lengths.sum())
-    return {"val_tokens": int(tokens_scored), "val_nats_per_token": nats / tokens_scored,
-            "val_bpb": text_nats / text_bytes / math.log(2)}
+    inputs, targets = ids[:-1].view(n_windows, block), ids[1:].view(n_windows, block)
+    nll = torch.cat([F.cross_entropy(model(x)[0].float().flatten(0, 1), y.flatten(), reduction="none")
+                     for x, y in zip(inputs.split(batch), targets.split(batch))]).numpy()
+    return {"val_tokens": len(nll), "val_nats_per_token": float(nll.mean()),
+            "val_bpb": bits_per_byte(nll, targets.flatten().numpy(), token_bytes)}
 
 
 def run(name: str, data: str, stories: int = 0) -> dict:
@@ -123,11 +115,10 @@ def run(name: str, data: str, stories: int = 0) -> dict:
         start = time.perf_counter()
         run_dir = train_model(model_config, train_config)
         wall = time.perf_counter() - start
-        model, encoding, _ = load_run(run_dir, device="cpu")
+        model, encoding, record = load_run(run_dir, device="cpu")
         state = checkpoint.load_state(run_dir)
         tokens = prepare_run_data(train_config, model_config.block_size).tokens["validation"]  # cached now
-        score = score_all(model, tokens, torch.as_tensor(token_byte_lengths(encoding)))
-        config = json.loads((Path(run_dir) / "config.json").read_text())
+        score = score_all(model, tokens, token_byte_lengths(encoding))
         evals = [r for r in checkpoint.read_metrics(run_dir) if r["kind"] == "eval"]
         generator = torch.Generator().manual_seed(0)
         samples = [generate_text(model, encoding, "", generator=generator, **STORY_SETTINGS) for _ in range(stories)]
@@ -136,7 +127,7 @@ def run(name: str, data: str, stories: int = 0) -> dict:
            "tokens": state["step"] * train_config.batch_size * train_config.grad_accum_steps * model_config.block_size,
            "params": model.num_params(), "load_before": load_before, "load_after": os.getloadavg()[0],
            "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"), **score,
-           "budget": config.get("budget"), "data": config["data"], "first_eval": evals[0], "last_eval": evals[-1],
+           "budget": record.get("budget"), "data": record["data"], "first_eval": evals[0], "last_eval": evals[-1],
            "stories": samples}
     with RESULTS.open("a") as f:
         f.write(json.dumps(row) + "\n")

@@ -36,6 +36,7 @@ from bench.common import markdown_table, write_section  # noqa: E402
 from slm_course.config import GPTConfig  # noqa: E402
 from slm_course.model import GPT  # noqa: E402
 from slm_course.presets import preset  # noqa: E402
+from slm_course.runtime import cpu_bf16_features  # noqa: E402
 from slm_course.sample import generate  # noqa: E402
 
 PROMPT_TOKENS = 8
@@ -97,9 +98,8 @@ def bytes_per_token(model: GPT, cached_positions: float) -> tuple[int, float]:
     Each layer reads the keys and values of every cached position, plus its own.
     """
     cfg = model.config
-    tables = [model.transformer.wte.weight] + ([model.transformer.wpe.weight] if "wpe" in model.transformer else [])
-    embeddings = sum(table.numel() for table in tables)
-    weights = model.num_params() - embeddings + cfg.vocab_size * cfg.n_embd + len(tables) * cfg.n_embd
+    tables = 2 if "wpe" in model.transformer else 1
+    weights = model.num_params(non_embedding=True) + cfg.vocab_size * cfg.n_embd + tables * cfg.n_embd
     kv = 2 * cfg.n_layer * (cached_positions + 1) * cfg.n_embd
     return weights * BYTES_PER_FLOAT, kv * BYTES_PER_FLOAT
 
@@ -114,19 +114,10 @@ def head_variants(model: GPT) -> dict[str, tuple[Callable[[torch.Tensor], torch.
         "torch.mv(W, x)": (lambda x: torch.mv(weight, x[0])[None], weight),
         "x @ W.T stored contiguous": (lambda x: x @ transposed, transposed),
     }
-    if bf16_is_fast():
+    if cpu_bf16_features():  # without native bf16 dot products, bf16 is emulated and slow
         half = weight.to(torch.bfloat16)
         variants["bf16 weights, F.linear (not exact)"] = (lambda x: F.linear(x.to(torch.bfloat16), half).float(), half)
     return variants
-
-
-def bf16_is_fast() -> bool:
-    """Whether this CPU has native bf16 dot products (AVX-512-BF16 or AMX): without them bf16 is slow."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 @torch.no_grad()
