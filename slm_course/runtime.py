@@ -160,10 +160,10 @@ FASTEST_MIN_SPEEDUP = 1.5
 
 def _fastest_on_cpu() -> tuple[torch.dtype, str]:
     """dtype="fastest" on the CPU: bf16 autocast where it is native and measures fast, else fp32."""
-    speedup = cpu_bf16_speedup()
-    if cpu_bf16_features() and speedup >= FASTEST_MIN_SPEEDUP:
+    features, speedup = cpu_bf16_features(), cpu_bf16_speedup()
+    if features and speedup >= FASTEST_MIN_SPEEDUP:
         return torch.bfloat16, (
-            f"bfloat16 autocast on CPU (dtype='fastest'): this CPU has {' and '.join(cpu_bf16_features())} and its "
+            f"bfloat16 autocast on CPU (dtype='fastest'): this CPU has {' and '.join(features)} and its "
             f"bf16 matmuls ran {speedup:.1f}x faster than fp32 in a quick one-thread check; weights, optimizer "
             f"and loss stay fp32")
     return torch.float32, f"float32 on CPU (dtype='fastest' found bf16 no faster here): {_cpu_bf16_clause()}"

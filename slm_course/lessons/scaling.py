@@ -54,8 +54,8 @@ LADDERS: dict[str, tuple[tuple[int, int, int], ...]] = {
     "quick": ((2, 1, 32), (2, 1, 48), (3, 2, 64), (3, 3, 96), (4, 4, 128)),
     "full": ((2, 1, 32), (2, 1, 48), (3, 2, 64), (3, 3, 96), (4, 4, 128), (4, 4, 144), (4, 4, 192), (5, 4, 256)),
 }
-# The embedded corpus's small world offers only ~1,550 BPE merges, too few for cpu-quick's
-# 4,096-token BPE: on it, the ladder uses our 1,024-token BPE instead (see ladder_vocab).
+# The embedded corpus's small world offers barely the merges a 4,096-token BPE needs, so many of
+# its last tokens would be rare: on it, the ladder uses our 1,024-token BPE instead (see ladder_vocab).
 SYNTHETIC_VOCAB = 1024
 # Updates per rung (each of cpu-quick's 2,048 tokens): every size sees the same tokens, so the
 # ladder costs about (number of rungs) x (steps) x (a step's time), which on a CPU is nearly the
@@ -92,7 +92,7 @@ def ladder_vocab(profile: str | None = None) -> tuple[int, str]:
 
     cpu-quick's vocabulary on real stories (``SLM_TINYSTORIES``, else the Hugging Face hub or its
     cache); on the embedded synthetic corpus, the fallback offline, ``SYNTHETIC_VOCAB``, because
-    its small world has too few distinct words for a 4,096-token BPE.
+    its small world has barely enough distinct words for a 4,096-token BPE.
     """
     profile = profile or current_profile()
     stories = load_tinystories("train", data_source(), MAX_STORIES[profile])
