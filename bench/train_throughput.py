@@ -9,7 +9,9 @@ Python overhead).
 The comparison needs a local copy of nanoGPT's ``model.py`` (``--nanogpt PATH``); it is loaded from
 that path at run time and never copied into this repository. Both models get the *same* weights
 (nanoGPT's parameter names are ours), the same batch and the same optimizer, so the only
-difference left is the code of the two models. On a machine other programs share, their load
+difference left is the code of the two models. (Ours computes the head and its cross-entropy in one
+chunked pass while training in fp32 on the CPU, ``slm_course/fused_loss.py``; nanoGPT writes out all
+the logits and calls ``F.cross_entropy``. Both give the same loss and gradients.) On a machine other programs share, their load
 changes from second to second, so the models take turns in short rounds (the order flipped every
 round), and the ratio is the median of the per-round ratios: a burst of load hits both sides of
 a round alike.
@@ -197,8 +199,8 @@ def _quartiles(values: list[float]) -> str:
 OTHER = "other (copies, adds, fills, AdamW's element-wise updates)"
 CATEGORIES = {  # first match wins: a substring of the aten op name -> where the time goes
     "scaled_dot_product": "attention (SDPA fwd+bwd)",
-    "softmax": "cross-entropy (log-softmax fwd+bwd)",
-    "nll_loss": "cross-entropy (log-softmax fwd+bwd)",
+    "softmax": "cross-entropy (softmax, log-softmax)",
+    "nll_loss": "cross-entropy (softmax, log-softmax)",
     "gelu": "GELU fwd+bwd",
     "layer_norm": "LayerNorm fwd+bwd",
     "mm": "matmuls (Linear layers, lm_head)",

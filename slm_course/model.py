@@ -21,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from slm_course.config import GPTConfig
+from slm_course.fused_loss import fused_loss_applies, linear_cross_entropy
 
 
 def check_token_ids(
@@ -378,16 +379,21 @@ class GPT(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """idx (B, T) token ids -> (logits (B, T, vocab_size), mean cross-entropy or None).
 
-        Targets equal to -1 are ignored in the loss (useful for padding).
+        Targets equal to -1 are ignored in the loss (useful for padding). A training forward in
+        fp32 on the CPU (targets given, gradients recorded) returns logits None: its loss comes
+        from :func:`~slm_course.fused_loss.linear_cross_entropy`, which never holds them all.
         """
         self._check_input(idx)
         x = self.embed(idx)
         for block in self.transformer.h:
             x = block(x)
-        logits = self.lm_head(self.transformer.ln_f(x))
+        x = self.transformer.ln_f(x)
+        if targets is not None and fused_loss_applies(x):
+            return None, linear_cross_entropy(x.flatten(0, 1), self.lm_head.weight, targets.reshape(-1))
+        logits = self.lm_head(x)
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
         return logits, loss
 
     def embed(self, idx: torch.Tensor, start_pos: int = 0) -> torch.Tensor:

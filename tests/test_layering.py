@@ -23,7 +23,8 @@ LAYERS = [
     "fileio",  # atomic writes
     "bpe_train",
     "tokenizer",
-    "model",  # imports only torch and config
+    "fused_loss",  # the lm_head + cross-entropy of a CPU training step, in one pass
+    "model",  # imports only torch, config and fused_loss
     "corpus.synthetic_templates",
     "corpus.synthetic",
     "corpus.sources",
@@ -105,12 +106,14 @@ def test_no_module_imports_one_above_it(path):
     assert not upward, f"{name} imports modules above it in the layering: {upward}"
 
 
-def test_the_model_imports_only_torch_and_config():
-    tree = ast.parse((PACKAGE / "model.py").read_text())
+@pytest.mark.parametrize("module, allowed", [("model", {"config", "fused_loss"}), ("fused_loss", set())])
+def test_the_model_imports_only_torch_and_its_own_parts(module, allowed):
+    """nanoGPT's rule: the model file reads on its own, with nothing of training or sampling in it."""
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
     roots = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     roots |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert roots <= {"__future__", "math", "torch", "slm_course"}
-    assert package_imports(PACKAGE / "model.py") <= {"config"}
+    assert package_imports(PACKAGE / f"{module}.py") <= allowed
 
 
 def test_the_checker_sees_imports_hidden_in_functions_and_relative_ones(tmp_path):
