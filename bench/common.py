@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 
+from slm_course.runtime import cpu_bf16_features, cpu_flags
+
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "benchmarks.md"
 _HEADER = (
@@ -40,6 +42,10 @@ def machine() -> str:
                 break
     except OSError:
         pass
+    # Two CPUs of one name may differ in what matters most here: the vector and bf16 instructions
+    flags = cpu_flags()
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    cpu += f" ({', '.join([vector, *cpu_bf16_features()]) if flags else 'CPU features unknown'})"
     gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"
     return (
         f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} (torch threads: {torch.get_num_threads()})"
